@@ -1,0 +1,45 @@
+// swift-tools-version:5.9
+import PackageDescription
+
+let cSettings: [CSetting] = [.unsafeFlags(["-O3", "-fno-math-errno"])]
+
+let package = Package(
+    name: "Hydra",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "hydra", targets: ["hydra"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/weichsel/ZIPFoundation", from: "0.9.19"),
+    ],
+    targets: [
+        // System libraries (Debian 12 -dev packages).
+        .systemLibrary(name: "CXNNPACK", path: "Sources/CXNNPACK"),
+        .systemLibrary(name: "CLibUV", path: "Sources/CLibUV"),
+        .systemLibrary(name: "CHTTPParser", path: "Sources/CHTTPParser"),
+        .systemLibrary(name: "CTurboJPEG", path: "Sources/CTurboJPEG"),
+        // libpng plus the C shim that keeps setjmp/longjmp out of Swift frames.
+        .target(name: "CPNG", path: "Sources/CPNG", cSettings: cSettings,
+                linkerSettings: [.linkedLibrary("png16")]),
+        // Own kernels where XNNPACK's 2022 snapshot is weak; runtime CPU dispatch.
+        .target(name: "HydraKernels", dependencies: ["CXNNPACK"], cSettings: cSettings),
+
+        .target(name: "HydraImage", dependencies: ["CPNG", "CTurboJPEG"]),
+        .target(name: "HydraWeights", dependencies: [
+            .product(name: "ZIPFoundation", package: "ZIPFoundation"),
+        ]),
+        .target(name: "HydraEngine", dependencies: ["CXNNPACK", "HydraKernels", "HydraWeights"]),
+        .target(name: "HydraOutputs", dependencies: ["HydraEngine"]),
+        .executableTarget(name: "hydra", dependencies: [
+            "HydraImage", "HydraWeights", "HydraEngine", "HydraOutputs",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+
+        .testTarget(name: "HydraImageTests", dependencies: ["HydraImage"],
+                    resources: [.copy("Fixtures")]),
+        .testTarget(name: "HydraWeightsTests", dependencies: ["HydraWeights"]),
+        .testTarget(name: "HydraEngineTests", dependencies: ["HydraEngine", "HydraKernels"]),
+        .testTarget(name: "HydraOutputsTests", dependencies: ["HydraOutputs"]),
+    ]
+)

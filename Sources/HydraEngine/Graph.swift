@@ -1,0 +1,166 @@
+/// The network as a straight-line list of steps over numbered tensors (NHWC, batch 1).
+/// Built once per model; shapes are fixed per input size by `Graph.shapes`.
+struct Graph: Sendable {
+    enum Step: Sendable {
+        case conv(String, input: Int, output: Int)
+        case add(Int, Int, output: Int, relu6: Bool)
+        case maxPool5(input: Int, output: Int)
+        /// Depthwise 1x1 convolution: a per-channel scale.
+        case scale(String, input: Int, output: Int, relu6: Bool)
+        /// Bilinear, half-pixel centres (PyTorch align_corners=False), to the size of `like`.
+        case resize(input: Int, like: Int, output: Int)
+    }
+
+    var steps: [Step] = []
+    var channels: [Int] = []
+    var input = 0
+    var segmentation = 0, depth = 0
+    var normals: Int?
+
+    init(model: Model) {
+        input = tensor(3)
+        var x = conv("layer1", input, model)
+        var cin = 32
+        var skips: [Int: Int] = [:]
+        for (i, b) in Architecture.blocks.enumerated() {
+            for r in 0..<b.n {
+                let p = "layer\(i + 2).\(r).output"
+                var y = conv("\(p).0", x, model)
+                y = conv("\(p).1", y, model)
+                y = conv("\(p).2", y, model)
+                if cin == b.c, r > 0 || b.s == 1 { y = add(y, x, relu6: false) }
+                x = y
+                cin = b.c
+            }
+            skips[i + 2] = x
+        }
+        let l = skips
+        var a = add(conv("conv8", l[8]!, model), conv("conv7", l[7]!, model), relu6: true)
+        a = crp(a, 4, model)
+        a = resize(conv("conv_adapt4", a, model), like: l[6]!)
+        var b = add(conv("conv5", l[5]!, model), conv("conv6", l[6]!, model), relu6: false)
+        b = add(b, a, relu6: true)
+        b = crp(b, 3, model)
+        b = resize(conv("conv_adapt3", b, model), like: l[4]!)
+        var c = add(conv("conv4", l[4]!, model), b, relu6: true)
+        c = crp(c, 2, model)
+        c = resize(conv("conv_adapt2", c, model), like: l[3]!)
+        var d = add(conv("conv3", l[3]!, model), c, relu6: true)
+        d = crp(d, 1, model)
+        segmentation = conv("segm", scale("pre_segm", d, relu6: true), model)
+        depth = conv("depth", scale("pre_depth", d, relu6: true), model)
+        if model.architecture.hasNormals {
+            normals = conv("normal", scale("pre_normal", d, relu6: true), model)
+        }
+    }
+
+    private mutating func tensor(_ c: Int) -> Int {
+        channels.append(c)
+        return channels.count - 1
+    }
+
+    private mutating func conv(_ name: String, _ x: Int, _ model: Model) -> Int {
+        let out = tensor(model.convs[name]!.outputChannels)
+        steps.append(.conv(name, input: x, output: out))
+        return out
+    }
+
+    private mutating func add(_ a: Int, _ b: Int, relu6: Bool) -> Int {
+        let out = tensor(channels[a])
+        steps.append(.add(a, b, output: out, relu6: relu6))
+        return out
+    }
+
+    private mutating func scale(_ name: String, _ x: Int, relu6: Bool) -> Int {
+        let out = tensor(channels[x])
+        steps.append(.scale(name, input: x, output: out, relu6: relu6))
+        return out
+    }
+
+    private mutating func resize(_ x: Int, like: Int) -> Int {
+        let out = tensor(channels[x])
+        steps.append(.resize(input: x, like: like, output: out))
+        return out
+    }
+
+    /// Chained residual pooling: top = x; 4 times: top = conv(pool(top)); x += top.
+    private mutating func crp(_ x0: Int, _ n: Int, _ model: Model) -> Int {
+        var x = x0, top = x0
+        for i in 1...4 {
+            let pooled = tensor(channels[top])
+            steps.append(.maxPool5(input: top, output: pooled))
+            let name = "crp\(n).0.\(i)_outvar_dimred"
+            top = n == 1 ? scale(name, pooled, relu6: false) : conv(name, pooled, model)
+            x = add(x, top, relu6: false)
+        }
+        return x
+    }
+
+    /// Spatial size of every tensor for an input of `height` x `width`, by PyTorch's arithmetic.
+    func shapes(height: Int, width: Int, model: Model) -> [(h: Int, w: Int)] {
+        var s = [(h: Int, w: Int)](repeating: (0, 0), count: channels.count)
+        s[input] = (height, width)
+        for step in steps {
+            switch step {
+            case let .conv(name, x, out):
+                let c = model.convs[name]!
+                let pad = c.kernel / 2
+                s[out] = ((s[x].h + 2 * pad - c.kernel) / c.stride + 1, (s[x].w + 2 * pad - c.kernel) / c.stride + 1)
+            case let .add(a, _, out, _): s[out] = s[a]
+            case let .maxPool5(x, out): s[out] = s[x]
+            case let .scale(_, x, out, _): s[out] = s[x]
+            case let .resize(_, like, out): s[out] = s[like]
+            }
+        }
+        return s
+    }
+
+    /// For each tensor, the index of the step that writes it and of the last step that reads it.
+    func lifetimes() -> [(first: Int, last: Int)] {
+        var life = [(first: Int, last: Int)](repeating: (Int.max, -1), count: channels.count)
+        life[input].first = -1
+        func use(_ t: Int, _ i: Int) { life[t].last = max(life[t].last, i) }
+        for (i, step) in steps.enumerated() {
+            switch step {
+            case let .conv(_, x, out): use(x, i); life[out].first = i
+            case let .add(a, b, out, _): use(a, i); use(b, i); life[out].first = i
+            case let .maxPool5(x, out): use(x, i); life[out].first = i
+            case let .scale(_, x, out, _): use(x, i); life[out].first = i
+            case let .resize(x, _, out): use(x, i); life[out].first = i
+            }
+        }
+        for t in [segmentation, depth] + (normals.map { [$0] } ?? []) { life[t].last = steps.count }
+        for t in life.indices where life[t].last < 0 { life[t].last = life[t].first }
+        return life
+    }
+}
+
+/// Places tensors in one arena so that tensors alive at the same time never overlap.
+enum ArenaPlanner {
+    static let alignment = 64
+
+    /// Byte offsets of each tensor and the arena size. Greedy: largest first, lowest free offset.
+    static func plan(sizes: [Int], lifetimes: [(first: Int, last: Int)]) -> (offsets: [Int], total: Int) {
+        let order = sizes.indices.sorted { sizes[$0] > sizes[$1] }
+        var offsets = [Int](repeating: -1, count: sizes.count)
+        var placed: [Int] = []
+        var total = 0
+        for t in order {
+            let size = (sizes[t] + alignment - 1) / alignment * alignment
+            // Ranges taken by tensors whose lifetimes intersect this one's.
+            let busy = placed.filter {
+                lifetimes[$0].first <= lifetimes[t].last && lifetimes[t].first <= lifetimes[$0].last
+            }.map { (offsets[$0], offsets[$0] + (sizes[$0] + alignment - 1) / alignment * alignment) }
+                .sorted { $0.0 < $1.0 }
+            var candidate = 0
+            for (lo, hi) in busy {
+                if candidate + size <= lo { break }
+                candidate = max(candidate, hi)
+            }
+            offsets[t] = candidate
+            placed.append(t)
+            total = max(total, candidate + size)
+        }
+        return (offsets, total)
+    }
+}

@@ -1,0 +1,146 @@
+import HydraWeights
+
+/// Where a model's parameters come from: a safetensors file, a checkpoint, generated values.
+public protocol ParameterSource {
+    /// Every parameter's PyTorch shape, by official name.
+    var parameterShapes: [String: [Int]] { get }
+    /// A parameter's values, row-major in its PyTorch shape.
+    func values(_ name: String) throws -> [Float]
+}
+
+extension SafeTensorsFile: ParameterSource {
+    public var parameterShapes: [String: [Int]] { tensors.mapValues(\.shape) }
+    public func values(_ name: String) throws -> [Float] { try floats(name) }
+}
+
+/// Parameters held in memory.
+public struct ParameterDictionary: ParameterSource, Sendable {
+    public var entries: [String: (shape: [Int], values: [Float])]
+    public init(_ entries: [String: (shape: [Int], values: [Float])]) { self.entries = entries }
+    public var parameterShapes: [String: [Int]] { entries.mapValues(\.shape) }
+    public func values(_ name: String) throws -> [Float] {
+        guard let e = entries[name] else { throw EngineError.invalidWeights("missing parameter \(name)") }
+        return e.values
+    }
+}
+
+/// A convolution with BatchNorm folded in, weights in XNNPACK's [out][kh][kw][in/groups] order.
+public struct FoldedConv: Sendable {
+    public let name: String
+    public let inputChannels: Int, outputChannels: Int, kernel: Int, stride: Int, groups: Int
+    public let weights: [Float]
+    public let bias: [Float]?
+    public let relu6: Bool
+}
+
+/// Immutable, shareable weights of one network: everything a `ModelReplica` needs to pack its
+/// operators. BatchNorm is folded here, once, at load.
+public final class Model: Sendable {
+    public let architecture: Architecture
+    public let info: ModelInfo
+    let convs: [String: FoldedConv]
+    /// Per-channel scales of the depthwise 1x1 layers (crp1 stages, pre_* heads).
+    let scales: [String: [Float]]
+
+    public static let batchNormEpsilon = 1e-5
+
+    /// Loads and validates parameters; every official name must be present with its shape.
+    public init(source: ParameterSource, info: ModelInfo) throws {
+        let shapes = source.parameterShapes
+        let arch = try Architecture.infer(shapes: shapes)
+        try arch.validate(shapes)
+        architecture = arch
+        self.info = info
+        guard info.classNames.count == arch.numClasses, info.colours.count == arch.numClasses else {
+            throw EngineError.invalidWeights("metadata lists \(info.classNames.count) class names and \(info.colours.count) "
+                + "colours but the network has \(arch.numClasses) classes")
+        }
+
+        var convs: [String: FoldedConv] = [:]
+        func convBN(_ prefix: String, stride: Int, depthwise: Bool, relu6: Bool) throws {
+            let wName = "\(prefix).0.weight"
+            let shape = shapes[wName]!
+            let cout = shape[0], k = shape[2]
+            let cin = depthwise ? cout : shape[1]
+            let w = try source.values(wName)
+            let gamma = try source.values("\(prefix).1.weight"), beta = try source.values("\(prefix).1.bias")
+            let mean = try source.values("\(prefix).1.running_mean"), variance = try source.values("\(prefix).1.running_var")
+            var folded = Self.toXNNPACK(w, cout: cout, cinPerGroup: depthwise ? 1 : cin, k: k)
+            var bias = [Float](repeating: 0, count: cout)
+            let per = folded.count / cout
+            for o in 0..<cout {
+                let inv = Double(gamma[o]) / (Double(variance[o]) + Self.batchNormEpsilon).squareRoot()
+                for j in 0..<per { folded[o * per + j] = Float(Double(folded[o * per + j]) * inv) }
+                bias[o] = Float(Double(beta[o]) - Double(mean[o]) * inv)
+            }
+            convs[prefix] = FoldedConv(name: prefix, inputChannels: cin, outputChannels: cout, kernel: k, stride: stride,
+                                       groups: depthwise ? cout : 1, weights: folded, bias: bias, relu6: relu6)
+        }
+        func plain(_ name: String, relu6: Bool = false, withBias: Bool = false) throws {
+            let shape = shapes["\(name).weight"]!
+            let cout = shape[0], cin = shape[1], k = shape[2]
+            let w = Self.toXNNPACK(try source.values("\(name).weight"), cout: cout, cinPerGroup: cin, k: k)
+            convs[name] = FoldedConv(name: name, inputChannels: cin, outputChannels: cout, kernel: k, stride: 1, groups: 1,
+                                     weights: w, bias: withBias ? try source.values("\(name).bias") : nil, relu6: relu6)
+        }
+
+        try convBN("layer1", stride: 2, depthwise: false, relu6: true)
+        for (i, b) in Architecture.blocks.enumerated() {
+            for r in 0..<b.n {
+                let p = "layer\(i + 2).\(r).output"
+                try convBN("\(p).0", stride: 1, depthwise: false, relu6: true)
+                try convBN("\(p).1", stride: r == 0 ? b.s : 1, depthwise: true, relu6: true)
+                try convBN("\(p).2", stride: 1, depthwise: false, relu6: false)
+            }
+        }
+        for (layer, _) in Architecture.skips { try plain("conv\(layer)") }
+        for crp in [2, 3, 4] { for i in 1...4 { try plain("crp\(crp).0.\(i)_outvar_dimred") } }
+        for a in [2, 3, 4] { try plain("conv_adapt\(a)") }
+        try plain("segm", withBias: true)
+        try plain("depth", withBias: true)
+        if arch.hasNormals { try plain("normal", withBias: true) }
+
+        var scales: [String: [Float]] = [:]
+        for i in 1...4 { scales["crp1.0.\(i)_outvar_dimred"] = try source.values("crp1.0.\(i)_outvar_dimred.weight") }
+        for head in ["pre_segm", "pre_depth"] + (arch.hasNormals ? ["pre_normal"] : []) {
+            scales[head] = try source.values("\(head).weight")
+        }
+        for (name, values) in scales where !values.allSatisfy(\.isFinite) {
+            throw EngineError.invalidWeights("parameter \(name) holds NaN or infinite values")
+        }
+        for (name, c) in convs where !(c.weights.allSatisfy(\.isFinite) && (c.bias ?? []).allSatisfy(\.isFinite)) {
+            throw EngineError.invalidWeights("parameters of \(name) hold NaN or infinite values (after BatchNorm folding)")
+        }
+        self.convs = convs
+        self.scales = scales
+    }
+
+    /// Loads a safetensors file written by `hydra convert` (or any file with the official names).
+    public convenience init(safetensors file: SafeTensorsFile) throws {
+        let shapes = file.parameterShapes
+        let arch = try Architecture.infer(shapes: shapes)
+        let fallback = Preset.forClassCount(arch.numClasses) ?? .kitti
+        var info = try ModelInfo(metadata: file.metadata, fallbackPreset: fallback)
+        if file.metadata["classes"] == nil, Preset.forClassCount(arch.numClasses) == nil {
+            info.classNames = (0..<arch.numClasses).map { "class \($0)" }
+            info.colours = (0..<arch.numClasses).map { Preset.vocColour($0 + 1) }
+        }
+        try self.init(source: file, info: info)
+    }
+
+    /// PyTorch [out][in/groups][kh][kw] to XNNPACK [out][kh][kw][in/groups].
+    static func toXNNPACK(_ w: [Float], cout: Int, cinPerGroup: Int, k: Int) -> [Float] {
+        if k == 1 || cinPerGroup == 1 { return w }
+        var out = [Float](repeating: 0, count: w.count)
+        for o in 0..<cout {
+            for i in 0..<cinPerGroup {
+                for y in 0..<k {
+                    for x in 0..<k {
+                        out[((o * k + y) * k + x) * cinPerGroup + i] = w[((o * cinPerGroup + i) * k + y) * k + x]
+                    }
+                }
+            }
+        }
+        return out
+    }
+}

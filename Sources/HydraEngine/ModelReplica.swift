@@ -1,0 +1,218 @@
+import CXNNPACK
+import HydraKernels
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The network's outputs at the resolution it computes them (a quarter of the input), planar.
+public struct Prediction: Sendable {
+    /// Output grid: height, width (PyTorch's size arithmetic on the input).
+    public let height: Int, width: Int
+    public let numClasses: Int
+    /// Segmentation logits, [numClasses][height][width].
+    public var logits: [Float]
+    /// Depth as the network outputs it (metres, sign not yet removed), [height][width].
+    public var depth: [Float]
+    /// Surface normals, [3][height][width], for three-task weights.
+    public var normals: [Float]?
+    /// Seconds spent in preprocessing and in the network.
+    public var preprocessSeconds: Double = 0, networkSeconds: Double = 0
+}
+
+enum XNNPACKRuntime {
+    /// `xnn_initialize` once per process, before any operator is created.
+    static let status: xnn_status = xnn_initialize(nil)
+}
+
+/// One runnable copy of a `Model`: its own thread pool, packed operators and activation arena.
+/// Everything mutable lives here, so N replicas run concurrently on N threads; a replica itself
+/// must be used by one thread at a time.
+public final class ModelReplica: @unchecked Sendable {
+    public let model: Model
+    public let threads: Int
+    let graph: Graph
+    private let pool: pthreadpool_t
+    /// XNNPACK operator for each step that has one (convolutions, adds, resizes).
+    private var operators: [xnn_operator_t?]
+    private var arena: UnsafeMutableRawPointer?
+    private var arenaBytes = 0
+    private var plan: Plan?
+
+    struct Plan {
+        let height: Int, width: Int
+        let shapes: [(h: Int, w: Int)]
+        let offsets: [Int]
+        let bytes: Int
+    }
+
+    /// Packs the model's weights for this replica (a few milliseconds) with `threads` threads.
+    public init(model: Model, threads: Int = 1) throws {
+        guard XNNPACKRuntime.status == xnn_status_success else {
+            throw EngineError.xnnpack("xnn_initialize failed (status \(XNNPACKRuntime.status.rawValue)); the CPU may lack SSE4.1")
+        }
+        self.model = model
+        self.threads = max(1, threads)
+        graph = Graph(model: model)
+        guard let p = pthreadpool_create(self.threads) else { throw EngineError.xnnpack("cannot create thread pool") }
+        pool = p
+        operators = Array(repeating: nil, count: graph.steps.count)
+        do {
+            for (i, step) in graph.steps.enumerated() { operators[i] = try Self.makeOperator(step, model: model) }
+        } catch {
+            for op in operators { if let op { xnn_delete_operator(op) } }
+            pthreadpool_destroy(p)
+            throw error
+        }
+    }
+
+    deinit {
+        for op in operators { if let op { xnn_delete_operator(op) } }
+        pthreadpool_destroy(pool)
+        free(arena)
+    }
+
+    /// Bytes of activation memory planned for the last input size.
+    public var activationBytes: Int { plan?.bytes ?? 0 }
+
+    private static func makeOperator(_ step: Graph.Step, model: Model) throws -> xnn_operator_t? {
+        var op: xnn_operator_t?
+        let status: xnn_status
+        switch step {
+        case let .conv(name, _, _):
+            let c = model.convs[name]!
+            let pad = UInt32(c.kernel / 2), k = UInt32(c.kernel), s = UInt32(c.stride)
+            status = c.weights.withUnsafeBufferPointer { w in
+                let call = { (bias: UnsafePointer<Float>?) in
+                    xnn_create_convolution2d_nhwc_f32(
+                        pad, pad, pad, pad, k, k, s, s, 1, 1, UInt32(c.groups),
+                        c.inputChannels / c.groups, c.outputChannels / c.groups, c.inputChannels, c.outputChannels,
+                        w.baseAddress, bias, c.relu6 ? 0 : -.infinity, c.relu6 ? 6 : .infinity, 0, &op)
+                }
+                if let b = c.bias { return b.withUnsafeBufferPointer { call($0.baseAddress) } }
+                return call(nil)
+            }
+        case let .add(_, _, _, relu6):
+            status = xnn_create_add_nd_f32(relu6 ? 0 : -.infinity, relu6 ? 6 : .infinity, 0, &op)
+        case .resize:
+            return nil // created at setup: channels are known from the graph, see `setUp`
+        case .maxPool5, .scale:
+            return nil
+        }
+        guard status == xnn_status_success else { throw EngineError.xnnpack("cannot create operator for \(step) (status \(status.rawValue))") }
+        return op
+    }
+
+    /// Plans buffers for an input size and binds every operator to them. Cheap; done when the size changes.
+    private func setUp(height: Int, width: Int) throws {
+        if let p = plan, p.height == height, p.width == width { return }
+        let shapes = graph.shapes(height: height, width: width, model: model)
+        let sizes = graph.channels.indices.map { shapes[$0].h * shapes[$0].w * graph.channels[$0] * MemoryLayout<Float>.size }
+        let (offsets, total) = ArenaPlanner.plan(sizes: sizes, lifetimes: graph.lifetimes())
+        let needed = total + Int(XNN_EXTRA_BYTES) + ArenaPlanner.alignment
+        if needed > arenaBytes {
+            free(arena)
+            arena = nil
+            arenaBytes = 0
+            var p: UnsafeMutableRawPointer?
+            guard posix_memalign(&p, ArenaPlanner.alignment, needed) == 0, let p else {
+                throw EngineError.xnnpack("cannot allocate \(needed) bytes of activations")
+            }
+            arena = p
+            arenaBytes = needed
+        }
+        let newPlan = Plan(height: height, width: width, shapes: shapes, offsets: offsets, bytes: total)
+        for (i, step) in graph.steps.enumerated() {
+            let status: xnn_status
+            switch step {
+            case let .conv(_, x, out):
+                status = xnn_setup_convolution2d_nhwc_f32(operators[i], 1, shapes[x].h, shapes[x].w,
+                                                          pointer(newPlan, x), pointer(newPlan, out), pool)
+            case let .add(a, b, out, _):
+                var dims = [1, shapes[a].h, shapes[a].w, graph.channels[a]]
+                var dimsB = [1, shapes[b].h, shapes[b].w, graph.channels[b]]
+                status = xnn_setup_add_nd_f32(operators[i], 4, &dims, 4, &dimsB, pointer(newPlan, a), pointer(newPlan, b),
+                                              pointer(newPlan, out), pool)
+            case let .resize(x, _, out):
+                if operators[i] == nil {
+                    var op: xnn_operator_t?
+                    let c = graph.channels[x]
+                    let s = xnn_create_resize_bilinear2d_nhwc_f32(c, c, c, 0, &op)
+                    guard s == xnn_status_success else { throw EngineError.xnnpack("cannot create resize (status \(s.rawValue))") }
+                    operators[i] = op
+                }
+                status = xnn_setup_resize_bilinear2d_nhwc_f32(operators[i], 1, shapes[x].h, shapes[x].w, shapes[out].h,
+                                                               shapes[out].w, pointer(newPlan, x), pointer(newPlan, out), pool)
+            case .maxPool5, .scale:
+                continue
+            }
+            guard status == xnn_status_success else {
+                plan = nil
+                throw EngineError.xnnpack("setup of step \(i) (\(step)) failed with status \(status.rawValue)")
+            }
+        }
+        plan = newPlan
+    }
+
+    private func pointer(_ plan: Plan, _ t: Int) -> UnsafeMutablePointer<Float> {
+        (arena! + plan.offsets[t]).assumingMemoryBound(to: Float.self)
+    }
+
+    /// Runs the network on 8-bit RGB pixels (row-major, interleaved), any size with both sides >= 32.
+    public func run(rgb: UnsafeBufferPointer<UInt8>, width: Int, height: Int) throws -> Prediction {
+        guard width >= 32, height >= 32 else { throw EngineError.inputTooSmall(width: width, height: height) }
+        precondition(rgb.count >= width * height * 3, "run: pixel buffer smaller than width x height x 3")
+        try setUp(height: height, width: width)
+        let plan = plan!
+        let t0 = Clock.now()
+        var mean: [Float] = [0.485, 0.456, 0.406], std: [Float] = [0.229, 0.224, 0.225]
+        hydra_preprocess_rgb8(rgb.baseAddress, width * height, &mean, &std, pointer(plan, graph.input), pool)
+        let t1 = Clock.now()
+        for (i, step) in graph.steps.enumerated() {
+            switch step {
+            case .conv, .add, .resize:
+                let s = xnn_run_operator(operators[i], pool)
+                guard s == xnn_status_success else { throw EngineError.xnnpack("step \(i) (\(step)) failed with status \(s.rawValue)") }
+            case let .maxPool5(x, out):
+                hydra_maxpool5(pointer(plan, x), pointer(plan, out), plan.shapes[x].h, plan.shapes[x].w, graph.channels[x], pool)
+            case let .scale(name, x, out, relu6):
+                let scale = model.scales[name]!
+                scale.withUnsafeBufferPointer { s in
+                    hydra_channel_scale(pointer(plan, x), s.baseAddress, pointer(plan, out), plan.shapes[x].h * plan.shapes[x].w,
+                                        graph.channels[x], relu6 ? 0 : -.infinity, relu6 ? 6 : .infinity, pool)
+                }
+            }
+        }
+        let t2 = Clock.now()
+        let (h, w) = plan.shapes[graph.segmentation]
+        var p = Prediction(height: h, width: w, numClasses: model.architecture.numClasses,
+                           logits: planar(graph.segmentation, plan), depth: planar(graph.depth, plan),
+                           normals: graph.normals.map { planar($0, plan) })
+        p.preprocessSeconds = t1 - t0
+        p.networkSeconds = t2 - t1
+        return p
+    }
+
+    /// NHWC [h][w][c] in the arena to planar [c][h][w].
+    private func planar(_ t: Int, _ plan: Plan) -> [Float] {
+        let (h, w) = plan.shapes[t]
+        let c = graph.channels[t]
+        let src = UnsafePointer(pointer(plan, t))
+        if c == 1 { return Array(UnsafeBufferPointer(start: src, count: h * w)) }
+        var out = [Float](repeating: 0, count: c * h * w)
+        out.withUnsafeMutableBufferPointer { dst in
+            for p in 0..<(h * w) {
+                for k in 0..<c { dst[k * h * w + p] = src[p * c + k] }
+            }
+        }
+        return out
+    }
+}
+
+/// Monotonic seconds.
+enum Clock {
+    static func now() -> Double {
+        var ts = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &ts)
+        return Double(ts.tv_sec) + Double(ts.tv_nsec) * 1e-9
+    }
+}

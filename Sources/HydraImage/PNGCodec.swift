@@ -1,0 +1,77 @@
+import CPNG
+
+/// PNG through libpng. The setjmp error handling lives in the C shim.
+public enum PNGCodec {
+    /// Header facts, read without decoding pixels.
+    public struct Header: Sendable, Equatable {
+        public let width: Int, height: Int, bitDepth: Int, colorType: Int, interlaced: Bool
+    }
+
+    public static func header(_ data: [UInt8]) throws -> Header {
+        var info = hydra_png_info()
+        var err = [CChar](repeating: 0, count: 256)
+        let rc = data.withUnsafeBufferPointer { buf in
+            hydra_png_probe(buf.baseAddress, buf.count, &info, &err, err.count)
+        }
+        guard rc == 0 else { throw ImageError.corrupt(format: "PNG", reason: message(err)) }
+        return Header(width: Int(info.width), height: Int(info.height), bitDepth: Int(info.bit_depth),
+                      colorType: Int(info.color_type), interlaced: info.interlaced != 0)
+    }
+
+    public static func decode(_ data: [UInt8], limits: ImageLimits = ImageLimits()) throws -> RGBImage {
+        let h = try header(data)
+        try limits.check(width: h.width, height: h.height)
+        var pixels = [UInt8](repeating: 0, count: h.width * h.height * 3)
+        var err = [CChar](repeating: 0, count: 256)
+        let rc = data.withUnsafeBufferPointer { src in
+            pixels.withUnsafeMutableBufferPointer { dst in
+                hydra_png_decode_rgb8(src.baseAddress, src.count, dst.baseAddress,
+                                      UInt32(h.width), UInt32(h.height), &err, err.count)
+            }
+        }
+        guard rc == 0 else { throw ImageError.corrupt(format: "PNG", reason: message(err)) }
+        return RGBImage(width: h.width, height: h.height, pixels: pixels)
+    }
+
+    /// PNG colour layouts the encoder writes.
+    public enum Layout: Sendable {
+        case grey8, grey16, rgb8, rgba8
+        /// One byte per pixel indexing `colours` (at most 256 RGB triples).
+        case palette(colours: [(UInt8, UInt8, UInt8)])
+    }
+
+    /// Encodes `samples` (row-major; for `.grey16` big-endian byte pairs as PNG stores them).
+    public static func encode(width: Int, height: Int, layout: Layout, samples: [UInt8],
+                              compressionLevel: Int = 6) throws -> [UInt8] {
+        let colorType: Int32, depth: Int32, bytesPerPixel: Int
+        var palette: [UInt8] = []
+        switch layout {
+        case .grey8: (colorType, depth, bytesPerPixel) = (0, 8, 1)
+        case .grey16: (colorType, depth, bytesPerPixel) = (0, 16, 2)
+        case .rgb8: (colorType, depth, bytesPerPixel) = (2, 8, 3)
+        case .rgba8: (colorType, depth, bytesPerPixel) = (6, 8, 4)
+        case let .palette(colours):
+            (colorType, depth, bytesPerPixel) = (3, 8, 1)
+            palette = colours.flatMap { [$0.0, $0.1, $0.2] }
+        }
+        precondition(samples.count == width * height * bytesPerPixel, "PNG encode: sample count mismatch")
+        var out: UnsafeMutablePointer<UInt8>?
+        var size = 0
+        var err = [CChar](repeating: 0, count: 256)
+        let rc = samples.withUnsafeBufferPointer { px in
+            palette.withUnsafeBufferPointer { pal in
+                hydra_png_encode(px.baseAddress, UInt32(width), UInt32(height), colorType, depth,
+                                 pal.baseAddress, Int32(palette.count / 3), Int32(compressionLevel),
+                                 &out, &size, &err, err.count)
+            }
+        }
+        guard rc == 0, let out else { throw ImageError.corrupt(format: "PNG", reason: message(err)) }
+        defer { hydra_png_free(out) }
+        return Array(UnsafeBufferPointer(start: out, count: size))
+    }
+
+    static func message(_ err: [CChar]) -> String {
+        let s = String(decoding: err.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        return s.isEmpty ? "unknown libpng error" : s
+    }
+}

@@ -1,0 +1,27 @@
+#ifndef HYDRA_KERNELS_H
+#define HYDRA_KERNELS_H
+#include <stddef.h>
+#include <stdint.h>
+#include <pthreadpool.h>
+
+/* Small kernels for what the 2022 XNNPACK snapshot does slowly or not at all.
+   All tensors are NHWC float32 with batch 1. Each function dispatches at run
+   time to an AVX-512, AVX2 or portable build of its loop. */
+
+/* uint8 RGB -> float (x / 255 - mean[c]) / std[c]. */
+void hydra_preprocess_rgb8(const uint8_t *rgb, size_t pixels, const float mean[3],
+                           const float std[3], float *out, pthreadpool_t pool);
+
+/* 5x5 max pool, stride 1, padding 2 where padded cells never win (PyTorch's
+   MaxPool2d(5, 1, 2)). Separable: vertical then horizontal, one pass per row. */
+void hydra_maxpool5(const float *in, float *out, size_t height, size_t width,
+                    size_t channels, pthreadpool_t pool);
+
+/* out[p][c] = clamp(in[p][c] * scale[c], lo, hi): a depthwise 1x1 convolution. */
+void hydra_channel_scale(const float *in, const float *scale, float *out, size_t pixels,
+                         size_t channels, float lo, float hi, pthreadpool_t pool);
+
+/* Returns the instruction set the dispatcher picks on this CPU ("avx512f", "avx2", "generic"). */
+const char *hydra_kernels_isa(void);
+
+#endif

@@ -1,0 +1,131 @@
+#include "hydra_kernels.h"
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#if defined(__x86_64__) && defined(__clang__)
+#define HYDRA_DISPATCH __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define HYDRA_DISPATCH
+#endif
+
+const char *hydra_kernels_isa(void) {
+#if defined(__x86_64__)
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f")) return "avx512f";
+    if (__builtin_cpu_supports("avx2")) return "avx2";
+#endif
+    return "generic";
+}
+
+/* ---- preprocessing ---- */
+
+typedef struct {
+    const uint8_t *rgb;
+    float *out;
+    float scale[3], shift[3];
+} pre_ctx;
+
+enum { PRE_TILE = 4096 };
+
+HYDRA_DISPATCH
+static void pre_tile(void *vctx, size_t start, size_t count) {
+    const pre_ctx *c = (const pre_ctx *)vctx;
+    const uint8_t *src = c->rgb + start * 3;
+    float *dst = c->out + start * 3;
+    const float s0 = c->scale[0], s1 = c->scale[1], s2 = c->scale[2];
+    const float t0 = c->shift[0], t1 = c->shift[1], t2 = c->shift[2];
+    for (size_t i = 0; i < count; i++) {
+        dst[3 * i + 0] = ((float)src[3 * i + 0] / 255.0f - t0) / s0;
+        dst[3 * i + 1] = ((float)src[3 * i + 1] / 255.0f - t1) / s1;
+        dst[3 * i + 2] = ((float)src[3 * i + 2] / 255.0f - t2) / s2;
+    }
+}
+
+void hydra_preprocess_rgb8(const uint8_t *rgb, size_t pixels, const float mean[3],
+                           const float std[3], float *out, pthreadpool_t pool) {
+    /* Same arithmetic as the reference ((x / 255 - mean) / std) so parity is exact to rounding. */
+    pre_ctx c = { rgb, out, { std[0], std[1], std[2] }, { mean[0], mean[1], mean[2] } };
+    pthreadpool_parallelize_1d_tile_1d(pool, pre_tile, &c, pixels, PRE_TILE, 0);
+}
+
+/* ---- 5x5 max pool ---- */
+
+typedef struct {
+    const float *in;
+    float *out;
+    size_t h, w, c;
+} pool_ctx;
+
+HYDRA_DISPATCH
+static void pool_row(void *vctx, size_t y) {
+    const pool_ctx *p = (const pool_ctx *)vctx;
+    const size_t w = p->w, c = p->c, row = w * c;
+    const size_t y0 = y >= 2 ? y - 2 : 0;
+    const size_t y1 = y + 2 < p->h ? y + 2 : p->h - 1;
+    float *dst = p->out + y * row;
+    /* Vertical max of rows y0..y1 straight into the output row. */
+    memcpy(dst, p->in + y0 * row, row * sizeof(float));
+    for (size_t yy = y0 + 1; yy <= y1; yy++) {
+        const float *src = p->in + yy * row;
+        for (size_t i = 0; i < row; i++) dst[i] = dst[i] > src[i] ? dst[i] : src[i];
+    }
+    /* Horizontal max in place; the originals of the two pixels to the left are kept aside. */
+    float *keep = (float *)malloc(3 * c * sizeof(float));
+    if (!keep) abort();
+    float *prev2 = keep, *prev1 = keep + c, *cur = keep + 2 * c;
+    for (size_t x = 0; x < w; x++) {
+        float *d = dst + x * c;
+        memcpy(cur, d, c * sizeof(float));
+        const size_t xb = x + 2 < w ? x + 2 : w - 1;
+        for (size_t xx = x + 1; xx <= xb; xx++) {
+            const float *s = dst + xx * c;
+            for (size_t i = 0; i < c; i++) d[i] = d[i] > s[i] ? d[i] : s[i];
+        }
+        if (x >= 1)
+            for (size_t i = 0; i < c; i++) d[i] = d[i] > prev1[i] ? d[i] : prev1[i];
+        if (x >= 2)
+            for (size_t i = 0; i < c; i++) d[i] = d[i] > prev2[i] ? d[i] : prev2[i];
+        float *t = prev2; prev2 = prev1; prev1 = cur; cur = t;
+    }
+    free(keep);
+}
+
+void hydra_maxpool5(const float *in, float *out, size_t height, size_t width,
+                    size_t channels, pthreadpool_t pool) {
+    pool_ctx p = { in, out, height, width, channels };
+    pthreadpool_parallelize_1d(pool, pool_row, &p, height, 0);
+}
+
+/* ---- per-channel scale ---- */
+
+typedef struct {
+    const float *in, *scale;
+    float *out;
+    size_t c;
+    float lo, hi;
+} scale_ctx;
+
+enum { SCALE_TILE = 64 };
+
+HYDRA_DISPATCH
+static void scale_tile(void *vctx, size_t start, size_t count) {
+    const scale_ctx *s = (const scale_ctx *)vctx;
+    const size_t c = s->c;
+    const float lo = s->lo, hi = s->hi;
+    for (size_t p = start; p < start + count; p++) {
+        const float *src = s->in + p * c;
+        float *dst = s->out + p * c;
+        for (size_t i = 0; i < c; i++) {
+            float v = src[i] * s->scale[i];
+            v = v < lo ? lo : v;
+            dst[i] = v > hi ? hi : v;
+        }
+    }
+}
+
+void hydra_channel_scale(const float *in, const float *scale, float *out, size_t pixels,
+                         size_t channels, float lo, float hi, pthreadpool_t pool) {
+    scale_ctx s = { in, scale, out, channels, lo, hi };
+    pthreadpool_parallelize_1d_tile_1d(pool, scale_tile, &s, pixels, SCALE_TILE, 0);
+}

@@ -1,0 +1,59 @@
+import ArgumentParser
+import Foundation
+import HydraEngine
+import HydraKernels
+
+struct BenchCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bench",
+        abstract: "Time the engine (preprocessing + network) on a synthetic frame."
+    )
+
+    @Option(help: "Model (safetensors). Default: the built-in model.") var model: String?
+    @Option(help: "Input size WxH.") var size: String = "1226x370"
+    @Option(help: "Engine threads.") var threads: Int = ProcessInfo.processInfo.activeProcessorCount
+    @Option(help: "Timed runs.") var runs: Int = 30
+    @Option(help: "Untimed warm-up runs.") var warmup: Int = 3
+    @Flag(help: "Print one JSON object.") var json = false
+
+    func run() throws {
+        let parts = size.lowercased().split(separator: "x").compactMap { Int($0) }
+        guard parts.count == 2, parts[0] >= 32, parts[1] >= 32 else { throw CLIError("--size must be WxH with both sides >= 32") }
+        guard runs >= 1, threads >= 1, warmup >= 0 else { throw CLIError("--runs and --threads must be positive") }
+        let (w, h) = (parts[0], parts[1])
+        let model = try ModelLoading.load(self.model)
+        let loadStart = Date()
+        let replica = try ModelReplica(model: model, threads: threads)
+        let packSeconds = Date().timeIntervalSince(loadStart)
+        var rng: UInt64 = 12345
+        let pixels = (0..<(w * h * 3)).map { _ -> UInt8 in
+            rng = rng &* 6364136223846793005 &+ 1442695040888963407
+            return UInt8(truncatingIfNeeded: rng >> 56)
+        }
+        var times: [Double] = []
+        try pixels.withUnsafeBufferPointer { px in
+            for i in 0..<(warmup + runs) {
+                let t0 = Date()
+                _ = try replica.run(rgb: px, width: w, height: h)
+                if i >= warmup { times.append(Date().timeIntervalSince(t0) * 1e3) }
+            }
+        }
+        times.sort()
+        func pct(_ q: Double) -> Double { times[min(times.count - 1, Int((Double(times.count - 1) * q).rounded()))] }
+        let median = pct(0.5), p90 = pct(0.9)
+        let isa = String(cString: hydra_kernels_isa())
+        if json {
+            let obj: [String: Any] = [
+                "width": w, "height": h, "threads": threads, "runs": runs, "median_ms": median, "p90_ms": p90,
+                "min_ms": times.first!, "max_ms": times.last!, "activation_bytes": replica.activationBytes,
+                "pack_seconds": packSeconds, "classes": model.architecture.numClasses, "kernels_isa": isa,
+            ]
+            let data = try JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys])
+            print(String(decoding: data, as: UTF8.self))
+        } else {
+            print(String(format: "hydra bench %dx%d, %d thread(s), %d runs: median %.1f ms, p90 %.1f ms, min %.1f ms "
+                + "(activations %.1f MiB, weights packed in %.0f ms, kernels %@)",
+                w, h, threads, runs, median, p90, times.first!, Double(replica.activationBytes) / 1048576, packSeconds * 1e3, isa))
+        }
+    }
+}
