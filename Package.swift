@@ -37,7 +37,7 @@ let package = Package(
         ]),
 
         .testTarget(name: "HydraImageTests", dependencies: ["HydraImage"],
-                    resources: [.copy("Fixtures")]),
+                    exclude: ["make_fixtures.py"], resources: [.copy("Fixtures")]),
         .testTarget(name: "HydraWeightsTests", dependencies: ["HydraWeights"]),
         .testTarget(name: "HydraEngineTests", dependencies: ["HydraEngine", "HydraKernels"]),
         .testTarget(name: "HydraOutputsTests", dependencies: ["HydraOutputs"]),

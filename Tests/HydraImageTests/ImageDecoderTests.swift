@@ -1,0 +1,94 @@
+import Foundation
+import XCTest
+@testable import HydraImage
+
+final class ImageDecoderTests: XCTestCase {
+    func fixture(_ name: String) throws -> [UInt8] {
+        let url = try XCTUnwrap(Bundle.module.url(forResource: "Fixtures/\(name)", withExtension: nil))
+        return [UInt8](try Data(contentsOf: url))
+    }
+
+    /// Decodes `name` and compares with the expected RGB written beside it by make_fixtures.py.
+    func check(_ name: String, tolerance: Int = 0, file: StaticString = #filePath, line: UInt = #line) throws {
+        let image = try ImageDecoder.decode(try fixture(name))
+        XCTAssertEqual(image.width, 13, file: file, line: line)
+        XCTAssertEqual(image.height, 7, file: file, line: line)
+        let expected = try fixture(name + ".rgb")
+        XCTAssertEqual(image.pixels.count, expected.count, file: file, line: line)
+        let worst = zip(image.pixels, expected).map { abs(Int($0) - Int($1)) }.max() ?? 0
+        XCTAssertLessThanOrEqual(worst, tolerance, "\(name): largest sample difference \(worst)", file: file, line: line)
+    }
+
+    func testPNGVariantsDecodeExactly() throws {
+        for name in ["rgb8.png", "rgb16.png", "grey8.png", "grey16.png", "grey1.png", "palette.png",
+                     "rgba8.png", "greyalpha.png", "interlaced.png"] {
+            try check(name)
+        }
+    }
+
+    func testJPEGVariantsDecode() throws {
+        // Same libjpeg family as the reference decoder; allow rounding differences of the IDCT.
+        for name in ["baseline.jpg", "progressive.jpg", "grey.jpg"] { try check(name, tolerance: 2) }
+        // Pillow converts CMYK with its own formula; ours is the Adobe-inverted product.
+        try check("cmyk.jpg", tolerance: 3)
+    }
+
+    func testCorruptImagesGiveTypedErrors() throws {
+        for name in ["truncated.png", "badcrc.png", "truncated.jpg"] {
+            XCTAssertThrowsError(try ImageDecoder.decode(try fixture(name)), name) { error in
+                guard case ImageError.corrupt = error else { return XCTFail("\(name): \(error)") }
+            }
+        }
+        XCTAssertThrowsError(try ImageDecoder.decode(try fixture("garbage.bin"))) {
+            XCTAssertEqual($0 as? ImageError, .unknownFormat)
+        }
+        XCTAssertThrowsError(try ImageDecoder.decode([])) { XCTAssertEqual($0 as? ImageError, .empty) }
+        // Every prefix of a valid file fails cleanly (no crash, no hang).
+        let png = try fixture("rgb8.png"), jpg = try fixture("baseline.jpg")
+        for data in [png, jpg] {
+            for n in stride(from: 1, to: data.count - 1, by: 7) {
+                XCTAssertThrowsError(try ImageDecoder.decode(Array(data.prefix(n))))
+            }
+        }
+    }
+
+    func testPixelLimitIsCheckedBeforeDecoding() throws {
+        XCTAssertThrowsError(try ImageDecoder.decode(try fixture("bomb.png"))) { error in
+            XCTAssertEqual(error as? ImageError, .tooLarge(width: 100000, height: 100000, limit: 40_000_000))
+        }
+        XCTAssertThrowsError(try ImageDecoder.decode(try fixture("rgb8.png"), limits: ImageLimits(maxPixels: 90))) {
+            XCTAssertEqual($0 as? ImageError, .tooLarge(width: 13, height: 7, limit: 90))
+        }
+        XCTAssertThrowsError(try ImageDecoder.decode(try fixture("baseline.jpg"), limits: ImageLimits(maxPixels: 90))) {
+            XCTAssertEqual($0 as? ImageError, .tooLarge(width: 13, height: 7, limit: 90))
+        }
+        XCTAssertNoThrow(try ImageDecoder.decode(try fixture("rgb8.png"), limits: ImageLimits(maxPixels: 91)))
+    }
+
+    func testPNGEncodeRoundTrips() throws {
+        let original = try ImageDecoder.decode(try fixture("rgb8.png"))
+        let png = try PNGCodec.encode(width: 13, height: 7, layout: .rgb8, samples: original.pixels)
+        XCTAssertEqual(try ImageDecoder.decode(png), original)
+
+        let ids = (0..<(13 * 7)).map { UInt8($0 % 3) }
+        let colours: [(UInt8, UInt8, UInt8)] = [(255, 0, 0), (0, 255, 0), (0, 0, 255)]
+        let pal = try PNGCodec.encode(width: 13, height: 7, layout: .palette(colours: colours), samples: ids)
+        let header = try PNGCodec.header(pal)
+        XCTAssertEqual(header.colorType, 3)
+        XCTAssertEqual(header.bitDepth, 8)
+        let decoded = try ImageDecoder.decode(pal)
+        for i in 0..<ids.count {
+            let c = colours[Int(ids[i])]
+            XCTAssertEqual([decoded.pixels[3 * i], decoded.pixels[3 * i + 1], decoded.pixels[3 * i + 2]], [c.0, c.1, c.2])
+        }
+    }
+
+    func testJPEGEncodeRoundTrips() throws {
+        let original = try ImageDecoder.decode(try fixture("baseline.jpg"))
+        let jpg = try JPEGCodec.encode(original, quality: 100)
+        let back = try ImageDecoder.decode(jpg)
+        XCTAssertEqual(back.width, 13)
+        let worst = zip(back.pixels, original.pixels).map { abs(Int($0) - Int($1)) }.max() ?? 0
+        XCTAssertLessThanOrEqual(worst, 12)
+    }
+}
