@@ -41,5 +41,6 @@ let package = Package(
         .testTarget(name: "HydraWeightsTests", dependencies: ["HydraWeights"]),
         .testTarget(name: "HydraEngineTests", dependencies: ["HydraEngine", "HydraKernels"]),
         .testTarget(name: "HydraOutputsTests", dependencies: ["HydraOutputs"]),
+        .testTarget(name: "SystemLibrariesTests", dependencies: ["CXNNPACK", "CLibUV", "CHTTPParser", "CTurboJPEG"]),
     ]
 )

@@ -1,0 +1,127 @@
+import Foundation
+import HydraWeights
+import XCTest
+@testable import HydraEngine
+
+final class EngineTests: XCTestCase {
+    static let model = try! DefaultModel.load()
+
+    func image(_ w: Int, _ h: Int, seed: UInt64 = 1) -> [UInt8] {
+        var rng = SplitMix64(seed: seed)
+        return (0..<(w * h * 3)).map { _ in UInt8(truncatingIfNeeded: rng.next() >> 56) }
+    }
+
+    func run(_ replica: ModelReplica, _ px: [UInt8], _ w: Int, _ h: Int) throws -> Prediction {
+        try px.withUnsafeBufferPointer { try replica.run(rgb: $0, width: w, height: h) }
+    }
+
+    func testArchitectureListsTheOfficialParameters() {
+        // The official 40-class three-task checkpoint has 346 entries, 52 of them BN counters.
+        XCTAssertEqual(Architecture(numClasses: 40, hasNormals: true).parameters.count, 294)
+        XCTAssertEqual(Architecture(numClasses: 6, hasNormals: false).parameters.count, 291)
+        let p = Dictionary(uniqueKeysWithValues: Architecture(numClasses: 40, hasNormals: true).parameters.map { ($0.name, $0.shape) })
+        XCTAssertEqual(p["layer7.0.output.0.0.weight"], [576, 96, 1, 1])
+        XCTAssertEqual(p["layer2.0.output.1.0.weight"], [32, 1, 3, 3])
+        XCTAssertEqual(p["crp1.0.4_outvar_dimred.weight"], [256, 1, 1, 1])
+        XCTAssertEqual(p["segm.weight"], [40, 256, 3, 3])
+        XCTAssertEqual(p["normal.bias"], [3])
+    }
+
+    func testOutputSizesFollowPyTorchArithmetic() throws {
+        let replica = try ModelReplica(model: Self.model, threads: 1)
+        for (w, h, ow, oh) in [(1226, 370, 307, 93), (640, 480, 160, 120), (333, 97, 84, 25), (32, 32, 8, 8), (33, 45, 9, 12)] {
+            let p = try run(replica, image(w, h), w, h)
+            XCTAssertEqual([p.width, p.height], [ow, oh], "\(w)x\(h)")
+            XCTAssertEqual(p.logits.count, 6 * ow * oh)
+            XCTAssertEqual(p.depth.count, ow * oh)
+            XCTAssertNil(p.normals)
+            XCTAssertTrue(p.logits.allSatisfy(\.isFinite) && p.depth.allSatisfy(\.isFinite))
+        }
+    }
+
+    func testTooSmallInputIsAnError() throws {
+        let replica = try ModelReplica(model: Self.model)
+        XCTAssertThrowsError(try run(replica, image(31, 64), 31, 64)) {
+            XCTAssertEqual($0 as? EngineError, .inputTooSmall(width: 31, height: 64))
+        }
+    }
+
+    func testChangingSizeGivesTheSameResultsAsAFreshReplica() throws {
+        let a = image(96, 64, seed: 2), b = image(200, 120, seed: 3)
+        let fresh = try run(try ModelReplica(model: Self.model), a, 96, 64)
+        let replica = try ModelReplica(model: Self.model)
+        _ = try run(replica, b, 200, 120)
+        _ = try run(replica, a, 96, 64)
+        _ = try run(replica, b, 200, 120)
+        let again = try run(replica, a, 96, 64)
+        XCTAssertEqual(again.logits, fresh.logits)
+        XCTAssertEqual(again.depth, fresh.depth)
+    }
+
+    func testReplicasRunConcurrentlyWithIdenticalResults() throws {
+        let inputs = (0..<4).map { image(128, 96, seed: UInt64(10 + $0)) }
+        let single = try ModelReplica(model: Self.model, threads: 1)
+        let expected = try inputs.map { try run(single, $0, 128, 96).logits }
+        let replicas = try (0..<2).map { _ in try ModelReplica(model: Self.model, threads: 1) }
+        var results = [[Float]](repeating: [], count: 8)
+        let lock = NSLock()
+        DispatchQueue.concurrentPerform(iterations: 2) { r in
+            for i in 0..<4 {
+                let p = try! run(replicas[r], inputs[i], 128, 96)
+                lock.lock(); results[r * 4 + i] = p.logits; lock.unlock()
+            }
+        }
+        for r in 0..<2 { for i in 0..<4 { XCTAssertEqual(results[r * 4 + i], expected[i]) } }
+    }
+
+    func testThreadCountDoesNotChangeResultsBeyondRounding() throws {
+        let px = image(160, 96, seed: 5)
+        let one = try run(try ModelReplica(model: Self.model, threads: 1), px, 160, 96)
+        let two = try run(try ModelReplica(model: Self.model, threads: 2), px, 160, 96)
+        let worst = zip(one.logits, two.logits).map { abs($0 - $1) }.max() ?? 0
+        XCTAssertLessThanOrEqual(worst, 1e-4)
+    }
+
+    func testDefaultModelIsDeterministicAndLabelledUntrained() throws {
+        let a = DefaultModel.parameters(), b = DefaultModel.parameters()
+        XCTAssertEqual(try a.values("segm.weight"), try b.values("segm.weight"))
+        XCTAssertFalse(Self.model.info.trained)
+        XCTAssertTrue(Self.model.info.description.hasPrefix("UNTRAINED"))
+        XCTAssertEqual(Self.model.info.preset, .kitti)
+    }
+
+    func testMissingOrMisshapenParametersAreRefused() throws {
+        var params = DefaultModel.parameters()
+        params.entries["layer3.1.output.1.0.weight"] = nil
+        XCTAssertThrowsError(try Model(source: params, info: DefaultModel.info())) { error in
+            XCTAssertTrue("\(error)".contains("1 missing: layer3.1.output.1.0.weight"), "\(error)")
+        }
+        params = DefaultModel.parameters()
+        params.entries["conv4.weight"] = ([256, 31, 1, 1], [Float](repeating: 0, count: 256 * 31))
+        XCTAssertThrowsError(try Model(source: params, info: DefaultModel.info())) { error in
+            XCTAssertTrue("\(error)".contains("conv4.weight: expected 256x32x1x1, got 256x31x1x1"), "\(error)")
+        }
+        params = DefaultModel.parameters()
+        params.entries["segm.bias"]!.values[0] = .nan
+        XCTAssertThrowsError(try Model(source: params, info: DefaultModel.info())) { error in
+            XCTAssertTrue("\(error)".contains("NaN"), "\(error)")
+        }
+    }
+
+    func testPlannerNeverOverlapsLiveTensors() {
+        let graph = Graph(model: Self.model)
+        let shapes = graph.shapes(height: 370, width: 1226, model: Self.model)
+        let sizes = graph.channels.indices.map { shapes[$0].h * shapes[$0].w * graph.channels[$0] * 4 }
+        let life = graph.lifetimes()
+        let (offsets, total) = ArenaPlanner.plan(sizes: sizes, lifetimes: life)
+        for i in sizes.indices {
+            XCTAssertEqual(offsets[i] % ArenaPlanner.alignment, 0)
+            XCTAssertLessThanOrEqual(offsets[i] + sizes[i], total)
+            for j in sizes.indices where j > i && life[i].first <= life[j].last && life[j].first <= life[i].last {
+                let apart = offsets[i] + sizes[i] <= offsets[j] || offsets[j] + sizes[j] <= offsets[i]
+                XCTAssertTrue(apart, "tensors \(i) and \(j) are alive together and overlap")
+            }
+        }
+        XCTAssertLessThan(total, sizes.reduce(0, +) / 3, "planning should reuse memory")
+    }
+}
