@@ -30,7 +30,7 @@ let package = Package(
             .product(name: "ZIPFoundation", package: "ZIPFoundation"),
         ]),
         .target(name: "HydraEngine", dependencies: ["CXNNPACK", "HydraKernels", "HydraWeights"]),
-        .target(name: "HydraOutputs", dependencies: ["HydraEngine"]),
+        .target(name: "HydraOutputs", dependencies: ["HydraEngine", "HydraImage", "HydraKernels", "CXNNPACK"]),
         .executableTarget(name: "hydra", dependencies: [
             "HydraImage", "HydraWeights", "HydraEngine", "HydraOutputs",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -40,7 +40,8 @@ let package = Package(
                     exclude: ["make_fixtures.py"], resources: [.copy("Fixtures")]),
         .testTarget(name: "HydraWeightsTests", dependencies: ["HydraWeights"]),
         .testTarget(name: "HydraEngineTests", dependencies: ["HydraEngine", "HydraKernels"]),
-        .testTarget(name: "HydraOutputsTests", dependencies: ["HydraOutputs"]),
+        .testTarget(name: "HydraOutputsTests", dependencies: ["HydraOutputs"],
+                    exclude: ["make_fixtures.py"], resources: [.copy("Fixtures")]),
         .testTarget(name: "SystemLibrariesTests", dependencies: ["CXNNPACK", "CLibUV", "CHTTPParser", "CTurboJPEG"]),
     ]
 )

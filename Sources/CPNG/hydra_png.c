@@ -111,6 +111,46 @@ int hydra_png_decode_rgb8(const uint8_t *data, size_t size, uint8_t *rgb,
     return 0;
 }
 
+int hydra_png_decode_raw(const uint8_t *data, size_t size, uint8_t *out, size_t out_size,
+                         int *channels, uint8_t *palette, int *palette_len, char *err, size_t err_size) {
+    png_structp png = NULL; png_infop info = NULL;
+    reader_state rs; error_state es = { err, err_size };
+    png_bytep *volatile rows = NULL;
+    if (open_reader(data, size, &png, &info, &rs, &es) != 0) return -1;
+    if (setjmp(png_jmpbuf(png))) {
+        free(rows);
+        png_destroy_read_struct(&png, &info, NULL);
+        return -1;
+    }
+    png_read_info(png, info);
+    uint32_t height = png_get_image_height(png, info);
+    int ct = png_get_color_type(png, info);
+    if (png_get_bit_depth(png, info) < 8) png_set_packing(png);
+    png_set_interlace_handling(png);
+    png_read_update_info(png, info);
+    size_t rowbytes = png_get_rowbytes(png, info);
+    if (rowbytes * height > out_size) png_error(png, "output buffer too small");
+    *channels = png_get_channels(png, info);
+    *palette_len = 0;
+    if (ct == PNG_COLOR_TYPE_PALETTE) {
+        png_colorp pal; int n = 0;
+        if (png_get_PLTE(png, info, &pal, &n) & PNG_INFO_PLTE) {
+            for (int i = 0; i < n && i < 256; i++) {
+                palette[3 * i] = pal[i].red; palette[3 * i + 1] = pal[i].green; palette[3 * i + 2] = pal[i].blue;
+            }
+            *palette_len = n;
+        }
+    }
+    rows = (png_bytep *)malloc(sizeof(png_bytep) * height);
+    if (!rows) png_error(png, "out of memory");
+    for (uint32_t y = 0; y < height; y++) rows[y] = out + (size_t)y * rowbytes;
+    png_read_image(png, rows);
+    png_read_end(png, NULL);
+    free(rows);
+    png_destroy_read_struct(&png, &info, NULL);
+    return 0;
+}
+
 typedef struct {
     uint8_t *buf;
     size_t size, cap;

@@ -17,6 +17,16 @@ public struct Prediction: Sendable {
     public var normals: [Float]?
     /// Seconds spent in preprocessing and in the network.
     public var preprocessSeconds: Double = 0, networkSeconds: Double = 0
+
+    public init(height: Int, width: Int, numClasses: Int, logits: [Float], depth: [Float], normals: [Float]? = nil) {
+        precondition(logits.count == numClasses * height * width && depth.count == height * width)
+        self.height = height
+        self.width = width
+        self.numClasses = numClasses
+        self.logits = logits
+        self.depth = depth
+        self.normals = normals
+    }
 }
 
 enum XNNPACKRuntime {

@@ -33,6 +33,43 @@ public enum PNGCodec {
         return RGBImage(width: h.width, height: h.height, pixels: pixels)
     }
 
+    /// Samples as stored, without colour conversion (what label maps and depth maps need).
+    public struct RawImage: Sendable {
+        public let width: Int, height: Int
+        /// Samples per pixel: 1 (grey or palette index), 2 (grey + alpha), 3 (RGB) or 4 (RGBA).
+        public let channels: Int
+        public let bitDepth: Int
+        /// 8-bit samples, or for 16-bit images the values (big-endian pairs already combined).
+        public let samples: [UInt16]
+        /// PLTE entries for palette images.
+        public let palette: [[UInt8]]
+    }
+
+    public static func decodeRaw(_ data: [UInt8], limits: ImageLimits = ImageLimits()) throws -> RawImage {
+        let h = try header(data)
+        try limits.check(width: h.width, height: h.height)
+        let wide = h.bitDepth > 8
+        let maxChannels = 4
+        var buffer = [UInt8](repeating: 0, count: h.width * h.height * maxChannels * (wide ? 2 : 1))
+        var palette = [UInt8](repeating: 0, count: 768)
+        var channels: Int32 = 0, paletteLength: Int32 = 0
+        var err = [CChar](repeating: 0, count: 256)
+        let rc = data.withUnsafeBufferPointer { src in
+            buffer.withUnsafeMutableBufferPointer { dst in
+                hydra_png_decode_raw(src.baseAddress, src.count, dst.baseAddress, dst.count, &channels, &palette,
+                                     &paletteLength, &err, err.count)
+            }
+        }
+        guard rc == 0 else { throw ImageError.corrupt(format: "PNG", reason: message(err)) }
+        let count = h.width * h.height * Int(channels)
+        let samples: [UInt16] = wide
+            ? (0..<count).map { UInt16(buffer[2 * $0]) << 8 | UInt16(buffer[2 * $0 + 1]) }
+            : buffer.prefix(count).map { UInt16($0) }
+        let pal = (0..<Int(paletteLength)).map { Array(palette[(3 * $0)..<(3 * $0 + 3)]) }
+        return RawImage(width: h.width, height: h.height, channels: Int(channels), bitDepth: wide ? 16 : 8,
+                        samples: samples, palette: pal)
+    }
+
     /// PNG colour layouts the encoder writes.
     public enum Layout: Sendable {
         case grey8, grey16, rgb8, rgba8

@@ -32,6 +32,14 @@ int hydra_png_encode(const uint8_t *pixels, uint32_t width, uint32_t height,
                      int compression_level,
                      uint8_t **out, size_t *out_size, char *err, size_t err_size);
 
+/* Decodes without colour conversion: 1, 3 or 4 samples per pixel as stored (palette indices
+   for palette images, bit depths below 8 expanded to 8, 16-bit samples big-endian). out must
+   hold height * rowbytes, where rowbytes = width * channels * (bit_depth > 8 ? 2 : 1) and
+   channels is reported through *channels. palette (768 bytes) receives PLTE, *palette_len its
+   entry count (0 if none). Returns 0 or -1 with err. */
+int hydra_png_decode_raw(const uint8_t *data, size_t size, uint8_t *out, size_t out_size,
+                         int *channels, uint8_t *palette, int *palette_len, char *err, size_t err_size);
+
 void hydra_png_free(void *p);
 
 #endif

@@ -1,0 +1,2 @@
+#include "hydra_kernels.h"
+#include "hydra_resize.h"
