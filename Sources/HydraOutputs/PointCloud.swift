@@ -39,29 +39,45 @@ public struct PointCloud: Sendable {
         let fx = Float(k.fx), fy = Float(k.fy), cx = Float(k.cx), cy = Float(k.cy)
         let step = max(1, o.stride)
         let plane = d.width * d.height
-        let estimate = (d.width / step + 1) * (d.height / step + 1)
-        positions.reserveCapacity(estimate * 3)
-        colours.reserveCapacity(estimate * 3)
-        labels.reserveCapacity(estimate)
-        var normals: [Float]? = d.normals == nil ? nil : []
+        let capacity = ((d.width + step - 1) / step) * ((d.height + step - 1) / step)
+        var pos = [Float](repeating: 0, count: capacity * 3)
+        var rgb = [UInt8](repeating: 0, count: capacity * 3)
+        var lab = [UInt8](repeating: 0, count: capacity)
+        var nrm: [Float]? = d.normals == nil ? nil : [Float](repeating: 0, count: capacity * 3)
+        let byClass = o.colouring == .class
+        let dropped = (0..<256).map { o.dropClasses.contains($0) }
+        var n = 0
         for v in stride(from: 0, to: d.height, by: step) {
+            let fv = (Float(v) - cy) / fy
             for u in stride(from: 0, to: d.width, by: step) {
                 let i = v * d.width + u
                 let z = d.depth[i]
                 let label = d.labels[i]
-                guard z.isFinite, z > 0, z >= o.minDepth, z <= o.maxDepth, !o.dropClasses.contains(Int(label)) else { continue }
-                positions += [(Float(u) - cx) * z / fx, (Float(v) - cy) * z / fy, z]
-                if o.colouring == .class {
+                guard z.isFinite, z > 0, z >= o.minDepth, z <= o.maxDepth, !dropped[Int(label)] else { continue }
+                pos[3 * n] = (Float(u) - cx) * z / fx
+                pos[3 * n + 1] = fv * z
+                pos[3 * n + 2] = z
+                if byClass {
                     let c = classColours[Int(label)]
-                    colours += [c[0], c[1], c[2]]
+                    rgb[3 * n] = c[0]; rgb[3 * n + 1] = c[1]; rgb[3 * n + 2] = c[2]
                 } else {
-                    colours += [image.pixels[3 * i], image.pixels[3 * i + 1], image.pixels[3 * i + 2]]
+                    rgb[3 * n] = image.pixels[3 * i]; rgb[3 * n + 1] = image.pixels[3 * i + 1]; rgb[3 * n + 2] = image.pixels[3 * i + 2]
                 }
-                labels.append(label)
-                if let n = d.normals { normals! += [n[i], n[plane + i], n[2 * plane + i]] }
+                lab[n] = label
+                if let dn = d.normals {
+                    nrm![3 * n] = dn[i]; nrm![3 * n + 1] = dn[plane + i]; nrm![3 * n + 2] = dn[2 * plane + i]
+                }
+                n += 1
             }
         }
-        self.normals = normals
+        pos.removeLast((capacity - n) * 3)
+        rgb.removeLast((capacity - n) * 3)
+        lab.removeLast(capacity - n)
+        nrm?.removeLast((capacity - n) * 3)
+        positions = pos
+        colours = rgb
+        labels = lab
+        normals = nrm
     }
 }
 
@@ -85,13 +101,23 @@ public enum PLYWriter {
         switch encoding {
         case .binary:
             let stride = 12 + (hasNormals ? 12 : 0) + 4
-            out.reserveCapacity(out.count + pc.count * stride)
-            for i in 0..<pc.count {
-                for k in 0..<3 { withUnsafeBytes(of: pc.positions[3 * i + k].bitPattern.littleEndian) { out.append(contentsOf: $0) } }
-                if let n = pc.normals {
-                    for k in 0..<3 { withUnsafeBytes(of: n[3 * i + k].bitPattern.littleEndian) { out.append(contentsOf: $0) } }
+            let start = out.count
+            out += [UInt8](repeating: 0, count: pc.count * stride)
+            out.withUnsafeMutableBytes { raw in
+                let base = raw.baseAddress! + start
+                for i in 0..<pc.count {
+                    let p = base + i * stride
+                    for k in 0..<3 { p.storeBytes(of: pc.positions[3 * i + k].bitPattern.littleEndian, toByteOffset: 4 * k, as: UInt32.self) }
+                    var o = 12
+                    if let n = pc.normals {
+                        for k in 0..<3 { p.storeBytes(of: n[3 * i + k].bitPattern.littleEndian, toByteOffset: 12 + 4 * k, as: UInt32.self) }
+                        o = 24
+                    }
+                    p.storeBytes(of: pc.colours[3 * i], toByteOffset: o, as: UInt8.self)
+                    p.storeBytes(of: pc.colours[3 * i + 1], toByteOffset: o + 1, as: UInt8.self)
+                    p.storeBytes(of: pc.colours[3 * i + 2], toByteOffset: o + 2, as: UInt8.self)
+                    p.storeBytes(of: pc.labels[i], toByteOffset: o + 3, as: UInt8.self)
                 }
-                out += [pc.colours[3 * i], pc.colours[3 * i + 1], pc.colours[3 * i + 2], pc.labels[i]]
             }
         case .ascii:
             var text = ""
