@@ -12,9 +12,9 @@ setup:
 build: setup
 	$(SWIFT) build -c release --product hydra
 
-# Runs the built-in default model on the example frame and writes the raw outputs.
+# Runs the built-in default model on the example frame.
 demo: build
-	$(HYDRA) predict --raw-dir out/demo examples/street.png
+	$(HYDRA) predict --outputs segmentation,depth,pointcloud,overlay,summary --out out/demo examples/street.png
 	@ls -l out/demo
 
 test: build
@@ -29,7 +29,7 @@ test-reference: build
 
 # Engine latency on a KITTI-sized frame (see `hydra bench --help`).
 bench: build
-	$(HYDRA) bench --size 1226x370 --threads $(THREADS) --runs 30
+	$(HYDRA) bench --size 1226x370 --threads $(THREADS) --runs 30 --postprocess
 
 clean:
 	rm -rf .build out

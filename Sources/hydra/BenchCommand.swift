@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import HydraEngine
 import HydraKernels
+import HydraOutputs
 
 struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -15,6 +16,7 @@ struct BenchCommand: ParsableCommand {
     @Option(help: "Timed runs.") var runs: Int = 30
     @Option(help: "Untimed warm-up runs.") var warmup: Int = 3
     @Flag(help: "Print one JSON object.") var json = false
+    @Flag(help: "Also time upsampling to the input size: bicubic (the authors') and --fast.") var postprocess = false
 
     func run() throws {
         let parts = size.lowercased().split(separator: "x").compactMap { Int($0) }
@@ -31,29 +33,52 @@ struct BenchCommand: ParsableCommand {
             return UInt8(truncatingIfNeeded: rng >> 56)
         }
         var times: [Double] = []
+        var last: Prediction?
         try pixels.withUnsafeBufferPointer { px in
             for i in 0..<(warmup + runs) {
                 let t0 = Date()
-                _ = try replica.run(rgb: px, width: w, height: h)
+                last = try replica.run(rgb: px, width: w, height: h)
                 if i >= warmup { times.append(Date().timeIntervalSince(t0) * 1e3) }
             }
         }
-        times.sort()
-        func pct(_ q: Double) -> Double { times[min(times.count - 1, Int((Double(times.count - 1) * q).rounded()))] }
-        let median = pct(0.5), p90 = pct(0.9)
+        let (median, p90) = Self.percentiles(&times)
+        var post: [String: Double] = [:]
+        if postprocess, let p = last {
+            let upsampler = Upsampler(threads: threads)
+            for (name, fast) in [("upsample_bicubic", false), ("upsample_fast", true)] {
+                var t: [Double] = []
+                for i in 0..<(warmup + runs) {
+                    let t0 = Date()
+                    _ = upsampler.upsample(p, width: w, height: h, fast: fast)
+                    if i >= warmup { t.append(Date().timeIntervalSince(t0) * 1e3) }
+                }
+                post[name + "_median_ms"] = Self.percentiles(&t).median
+            }
+        }
         let isa = String(cString: hydra_kernels_isa())
         if json {
             let obj: [String: Any] = [
                 "width": w, "height": h, "threads": threads, "runs": runs, "median_ms": median, "p90_ms": p90,
                 "min_ms": times.first!, "max_ms": times.last!, "activation_bytes": replica.activationBytes,
                 "pack_seconds": packSeconds, "classes": model.architecture.numClasses, "kernels_isa": isa,
-            ]
+            ].merging(post) { a, _ in a }
             let data = try JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys])
             print(String(decoding: data, as: UTF8.self))
         } else {
             print(String(format: "hydra bench %dx%d, %d thread(s), %d runs: median %.1f ms, p90 %.1f ms, min %.1f ms "
                 + "(activations %.1f MiB, weights packed in %.0f ms, kernels %@)",
                 w, h, threads, runs, median, p90, times.first!, Double(replica.activationBytes) / 1048576, packSeconds * 1e3, isa))
+            if !post.isEmpty {
+                print(String(format: "upsampling to %dx%d: bicubic median %.2f ms, fast median %.2f ms", w, h,
+                             post["upsample_bicubic_median_ms"]!, post["upsample_fast_median_ms"]!))
+            }
         }
+    }
+
+    /// Sorts `t` and returns its median and 90th percentile.
+    static func percentiles(_ t: inout [Double]) -> (median: Double, p90: Double) {
+        t.sort()
+        func pct(_ q: Double) -> Double { t[min(t.count - 1, Int((Double(t.count - 1) * q).rounded()))] }
+        return (pct(0.5), pct(0.9))
     }
 }
