@@ -12,6 +12,10 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/weichsel/ZIPFoundation", from: "0.9.19"),
+        .package(url: "https://github.com/vapor/multipart-kit", from: "4.7.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.0"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.5.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.1.0"),
     ],
     targets: [
         // System libraries (Debian 12 -dev packages).
@@ -31,8 +35,16 @@ let package = Package(
         ]),
         .target(name: "HydraEngine", dependencies: ["CXNNPACK", "HydraKernels", "HydraWeights"]),
         .target(name: "HydraOutputs", dependencies: ["HydraEngine", "HydraImage", "HydraKernels", "CXNNPACK"]),
+        .target(name: "HydraServer", dependencies: [
+            "CLibUV", "CHTTPParser", "HydraImage", "HydraEngine", "HydraOutputs", "HydraWeights",
+            .product(name: "MultipartKit", package: "multipart-kit"),
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "Metrics", package: "swift-metrics"),
+            .product(name: "Prometheus", package: "swift-prometheus"),
+        ]),
         .executableTarget(name: "hydra", dependencies: [
-            "HydraImage", "HydraWeights", "HydraEngine", "HydraOutputs",
+            "HydraImage", "HydraWeights", "HydraEngine", "HydraOutputs", "HydraServer",
+            .product(name: "Logging", package: "swift-log"),
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
 

@@ -1,0 +1,404 @@
+import CHTTPParser
+import CLibUV
+import Foundation
+
+/// One client socket: parses requests with http-parser, enforces the limits, serves one request
+/// at a time in order (pipelined requests wait in `pending`), and owns its timer. Loop thread only.
+final class Connection {
+    enum State { case idle, reading, busy, writing, closed }
+
+    let id: UInt64
+    unowned let server: HTTPServer
+    private let tcp: UnsafeMutablePointer<uv_tcp_t>
+    private let timer: UnsafeMutablePointer<uv_timer_t>
+    private let parser: UnsafeMutablePointer<http_parser>
+    private var state = State.idle
+    private var openHandles = 2
+    private var readBuffer = [UInt8](repeating: 0, count: 65536)
+    /// Bytes received while a request was being served (pipelining), parsed afterwards.
+    private var pending: [UInt8] = []
+    private var reading = false
+
+    // The request being parsed.
+    private var request = HTTPRequest(method: "", target: "")
+    private var url: [UInt8] = []
+    private var field: [UInt8] = []
+    private var value: [UInt8] = []
+    private var inValue = false
+    private var headerBytes = 0
+    private var bodyBytes = 0
+    private var rejection: Problem?
+    private var messageComplete = false
+    private var requestStart = 0.0
+    private var requestID = ""
+
+    private var job: Job?
+    private var draining = false
+
+    var busy: Bool { state == .busy || state == .writing }
+
+    init(id: UInt64, tcp: UnsafeMutablePointer<uv_tcp_t>, server: HTTPServer) {
+        self.id = id
+        self.tcp = tcp
+        self.server = server
+        timer = UV.allocate(uv_timer_t.self)
+        uv_timer_init(server.loop, timer)
+        parser = UV.allocate(http_parser.self)
+        http_parser_init(parser, HTTP_REQUEST)
+        let me = Unmanaged.passUnretained(self).toOpaque()
+        tcp.pointee.data = me
+        timer.pointee.data = me
+        parser.pointee.data = me
+    }
+
+    deinit { free(parser) }
+
+    static func from(_ p: UnsafeMutableRawPointer?) -> Connection { Unmanaged<Connection>.fromOpaque(p!).takeUnretainedValue() }
+
+    func start() {
+        armTimer(server.config.idleTimeout)
+        startReading()
+    }
+
+    /// Whether `job` is this connection's current job (a late completion for a dead request is ignored).
+    func owns(_ job: Job) -> Bool { self.job === job }
+
+    // MARK: reading
+
+    private func startReading() {
+        guard !reading, state != .closed else { return }
+        reading = true
+        uv_read_start(UV.stream(tcp), { h, _, buf in
+            let c = Connection.from(h!.pointee.data)
+            c.readBuffer.withUnsafeMutableBufferPointer { b in
+                buf!.pointee = uv_buf_init(UnsafeMutableRawPointer(b.baseAddress!).assumingMemoryBound(to: CChar.self), UInt32(b.count))
+            }
+        }, { s, n, _ in
+            Connection.from(s!.pointee.data).received(n)
+        })
+    }
+
+    private func stopReading() {
+        guard reading else { return }
+        reading = false
+        uv_read_stop(UV.stream(tcp))
+    }
+
+    private func received(_ n: Int) {
+        if n < 0 {
+            // EOF or reset: the client is gone. A queued job is dropped, a running one's result discarded.
+            if let job { server.handler?.cancel(job) }
+            job = nil
+            close()
+            return
+        }
+        guard n > 0 else { return }
+        server.metrics.bytesIn.increment(by: n)
+        if state == .busy || state == .writing {
+            pending += readBuffer[0..<n]
+            if pending.count > server.config.maxHeaderBytes + (1 << 20) { stopReading() } // backpressure
+            return
+        }
+        let chunk = Array(readBuffer[0..<n])
+        parse(chunk)
+    }
+
+    private func parse(_ data: [UInt8]) {
+        guard !data.isEmpty, state == .idle || state == .reading else { return }
+        if state == .idle {
+            state = .reading
+            requestStart = MonotonicClock.now()
+            armTimer(server.config.requestTimeout)
+        }
+        var settings = Connection.settings
+        let consumed = data.withUnsafeBufferPointer { b in
+            b.baseAddress!.withMemoryRebound(to: CChar.self, capacity: b.count) {
+                http_parser_execute(parser, &settings, $0, b.count)
+            }
+        }
+        let errno = http_errno(rawValue: parser.pointee.http_errno)
+        if errno == HPE_PAUSED {
+            pending = Array(data[consumed...]) + pending
+            http_parser_pause(parser, 0)
+            dispatch()
+        } else if errno != HPE_OK {
+            let problem = rejection ?? Problem(400, "malformed HTTP request: \(String(cString: http_errno_description(errno)))")
+            fail(problem)
+        } else if messageComplete {
+            // Complete without pausing (cannot happen with our callbacks), handled for safety.
+            dispatch()
+        }
+    }
+
+    // MARK: http-parser callbacks
+
+    static let settings: http_parser_settings = {
+        var s = http_parser_settings()
+        s.on_message_begin = { p in Connection.from(p!.pointee.data).messageBegin() }
+        s.on_url = { p, at, n in Connection.from(p!.pointee.data).urlData(at!, n) }
+        s.on_header_field = { p, at, n in Connection.from(p!.pointee.data).headerField(at!, n) }
+        s.on_header_value = { p, at, n in Connection.from(p!.pointee.data).headerValue(at!, n) }
+        s.on_headers_complete = { p in Connection.from(p!.pointee.data).headersComplete() }
+        s.on_body = { p, at, n in Connection.from(p!.pointee.data).bodyData(at!, n) }
+        s.on_message_complete = { p in Connection.from(p!.pointee.data).messageEnd() }
+        return s
+    }()
+
+    private func messageBegin() -> Int32 {
+        request = HTTPRequest(method: "", target: "")
+        url = []; field = []; value = []
+        inValue = false
+        headerBytes = 0
+        bodyBytes = 0
+        rejection = nil
+        messageComplete = false
+        return 0
+    }
+
+    private func countHeader(_ n: Int) -> Int32 {
+        headerBytes += n
+        if headerBytes > server.config.maxHeaderBytes {
+            rejection = Problem(431, "request line and headers exceed \(server.config.maxHeaderBytes) bytes")
+            return 1
+        }
+        return 0
+    }
+
+    private func urlData(_ at: UnsafePointer<CChar>, _ n: Int) -> Int32 {
+        url += UnsafeRawBufferPointer(start: at, count: n)
+        return countHeader(n)
+    }
+
+    private func headerField(_ at: UnsafePointer<CChar>, _ n: Int) -> Int32 {
+        if inValue { flushHeader() }
+        field += UnsafeRawBufferPointer(start: at, count: n)
+        if request.headers.count > 200 {
+            rejection = Problem(431, "more than 200 header fields")
+            return 1
+        }
+        return countHeader(n)
+    }
+
+    private func headerValue(_ at: UnsafePointer<CChar>, _ n: Int) -> Int32 {
+        inValue = true
+        value += UnsafeRawBufferPointer(start: at, count: n)
+        return countHeader(n)
+    }
+
+    private func flushHeader() {
+        request.headers.append((String(decoding: field, as: UTF8.self), String(decoding: value, as: UTF8.self)))
+        field = []; value = []
+        inValue = false
+    }
+
+    private func headersComplete() -> Int32 {
+        if inValue || !field.isEmpty { flushHeader() }
+        request.method = String(cString: http_method_str(http_method(rawValue: parser.pointee.method)))
+        request.target = String(decoding: url, as: UTF8.self)
+        request.keepAlive = http_should_keep_alive(parser) != 0
+        requestID = Connection.requestID(from: request.header("X-Request-Id"))
+        let flags = parser.pointee.flags
+        let chunked = flags & UInt32(F_CHUNKED.rawValue) != 0
+        let length: UInt64? = flags & UInt32(F_CONTENTLENGTH.rawValue) != 0 ? parser.pointee.content_length : nil
+        if let problem = server.handler?.admit(request, contentLength: length, chunked: chunked) {
+            rejection = problem
+            return -1
+        }
+        if let expect = request.header("Expect") {
+            guard expect.lowercased() == "100-continue" else {
+                rejection = Problem(417, "unsupported Expect: \(expect.prefix(40))")
+                return -1
+            }
+            write(Array("HTTP/1.1 100 Continue\r\n\r\n".utf8), then: nil)
+        }
+        return 0
+    }
+
+    private func bodyData(_ at: UnsafePointer<CChar>, _ n: Int) -> Int32 {
+        bodyBytes += n
+        if bodyBytes > server.config.maxBodyBytes {
+            rejection = Problem(413, "request body exceeds \(server.config.maxBodyBytes) bytes")
+            return 1
+        }
+        request.body += UnsafeRawBufferPointer(start: at, count: n)
+        return 0
+    }
+
+    private func messageEnd() -> Int32 {
+        messageComplete = true
+        http_parser_pause(parser, 1)
+        return 0
+    }
+
+    static func requestID(from header: String?) -> String {
+        if let h = header, !h.isEmpty, h.count <= 128, h.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "-_.:".contains($0)) }) {
+            return h
+        }
+        return UUID().uuidString.lowercased()
+    }
+
+    // MARK: serving
+
+    private func dispatch() {
+        messageComplete = false
+        state = .busy
+        uv_timer_stop(timer)
+        guard let handler = server.handler else { return fail(Problem(503, "server is shutting down")) }
+        switch handler.handle(request, connectionID: id, requestID: requestID) {
+        case let .respond(r): respond(r)
+        case let .pending(j): job = j
+        }
+    }
+
+    /// A finished job comes back from a worker.
+    func finish(_ job: Job) {
+        guard self.job === job, let response = job.response else { return }
+        self.job = nil
+        respond(response)
+    }
+
+    private func respond(_ response: HTTPResponse) {
+        guard state != .closed else { return }
+        var r = response
+        let keepAlive = request.keepAlive && !r.close && !draining && !server.draining
+        var extra: [(String, String)] = []
+        if !r.headers.contains(where: { $0.0.lowercased() == "x-request-id" }) { extra.append(("X-Request-Id", requestID)) }
+        let head = r.head(keepAlive: keepAlive, extra: extra)
+        server.handler?.responded(request, r, requestID: requestID, seconds: MonotonicClock.now() - requestStart, bytesIn: bodyBytes)
+        state = .writing
+        armTimer(server.config.writeTimeout)
+        let body = request.method == "HEAD" ? [] : r.body
+        r.body = []
+        write(head, body, then: { [weak self] in self?.responseWritten(keepAlive: keepAlive) })
+    }
+
+    private func responseWritten(keepAlive: Bool) {
+        guard state != .closed else { return }
+        guard keepAlive else { return close() }
+        state = .idle
+        request = HTTPRequest(method: "", target: "")
+        armTimer(server.config.idleTimeout)
+        startReading()
+        if !pending.isEmpty {
+            let next = pending
+            pending = []
+            parse(next)
+        }
+    }
+
+    /// Answers a request that cannot be served and closes: the rest of its bytes are not read.
+    private func fail(_ problem: Problem) {
+        switch problem.status {
+        case 408: server.metrics.rejection("timeout")
+        case 413: server.metrics.rejection("too_large")
+        case 431: server.metrics.rejection("headers")
+        default: break
+        }
+        request.keepAlive = false
+        if request.method.isEmpty { request.method = "?" }
+        state = .busy
+        stopReading()
+        respond(problem.response(requestID: requestID))
+    }
+
+    // MARK: writing
+
+    private final class WriteRequest {
+        let req: UnsafeMutablePointer<uv_write_t>
+        var parts: [[UInt8]]
+        let then: (() -> Void)?
+        init(parts: [[UInt8]], then: (() -> Void)?) {
+            req = UV.allocate(uv_write_t.self)
+            self.parts = parts
+            self.then = then
+        }
+        deinit { free(req) }
+    }
+
+    private func write(_ parts: [UInt8]..., then: (() -> Void)?) {
+        let w = WriteRequest(parts: parts.filter { !$0.isEmpty }, then: then)
+        let total = w.parts.reduce(0) { $0 + $1.count }
+        server.metrics.bytesOut.increment(by: total)
+        w.req.pointee.data = Unmanaged.passRetained(w).toOpaque()
+        // The byte arrays live in `w` until the write callback, so their storage outlives the write.
+        var bufs = w.parts.indices.map { i in
+            // Read-only access: no copy-on-write of a large body; libuv never writes into it.
+            w.parts[i].withUnsafeBufferPointer { b in
+                uv_buf_init(UnsafeMutableRawPointer(mutating: b.baseAddress!).assumingMemoryBound(to: CChar.self), UInt32(b.count))
+            }
+        }
+        let rc = uv_write(w.req, UV.stream(tcp), &bufs, UInt32(bufs.count)) { req, status in
+            let w = Unmanaged<WriteRequest>.fromOpaque(req!.pointee.data!).takeRetainedValue()
+            if status == 0 { w.then?() }
+        }
+        if rc != 0 {
+            Unmanaged<WriteRequest>.fromOpaque(w.req.pointee.data!).release()
+            close()
+        }
+    }
+
+    // MARK: timers and closing
+
+    private func armTimer(_ seconds: Double) {
+        uv_timer_start(timer, { t in Connection.from(t!.pointee.data).timedOut() }, UInt64(max(1, seconds * 1000)), 0)
+    }
+
+    private func timedOut() {
+        switch state {
+        case .idle: close()
+        case .reading:
+            fail(Problem(408, "the request was not received within \(server.config.requestTimeout) s"))
+        case .writing: close() // the client does not read its response
+        case .busy, .closed: break
+        }
+    }
+
+    /// SIGTERM: idle connections close now, busy ones after their response.
+    func drain() {
+        draining = true
+        if state == .idle { close() }
+    }
+
+    func close() {
+        guard state != .closed else { return }
+        state = .closed
+        if let job { server.handler?.cancel(job) }
+        job = nil
+        uv_timer_stop(timer)
+        for h in [UV.handle(tcp), UV.handle(timer)] {
+            uv_close(h) { h in
+                let c = Connection.from(h!.pointee.data)
+                free(h)
+                c.handleClosed()
+            }
+        }
+    }
+
+    private func handleClosed() {
+        openHandles -= 1
+        if openHandles == 0 { server.removed(self) }
+    }
+
+    /// Over the connection cap: a 503 and close, without a Connection object.
+    static func refuse(_ tcp: UnsafeMutablePointer<uv_tcp_t>, retryAfter: Int) {
+        let body = #"{"type":"about:blank","title":"Service Unavailable","status":503,"detail":"too many open connections"}"#
+        let text = "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/problem+json\r\nRetry-After: \(retryAfter)\r\n"
+            + "Content-Length: \(body.utf8.count)\r\nConnection: close\r\n\r\n\(body)"
+        let bytes = Array(text.utf8)
+        let mem = malloc(bytes.count)!
+        bytes.withUnsafeBytes { mem.copyMemory(from: $0.baseAddress!, byteCount: bytes.count) }
+        let req = UV.allocate(uv_write_t.self)
+        req.pointee.data = mem
+        var buf = uv_buf_init(mem.assumingMemoryBound(to: CChar.self), UInt32(bytes.count))
+        let rc = uv_write(req, UV.stream(tcp), &buf, 1) { req, _ in
+            free(req!.pointee.data)
+            UV.close(req!.pointee.handle)
+            free(req)
+        }
+        if rc != 0 {
+            free(mem)
+            free(req)
+            UV.close(tcp)
+        }
+    }
+}

@@ -1,0 +1,124 @@
+import Foundation
+
+/// A parsed HTTP/1.1 request.
+public struct HTTPRequest: Sendable {
+    public var method: String
+    /// The request target as sent (path and query).
+    public var target: String
+    public var headers: [(String, String)] = []
+    public var body: [UInt8] = []
+    public var keepAlive = true
+
+    public init(method: String, target: String) {
+        self.method = method
+        self.target = target
+    }
+
+    /// The first value of a header, by case-insensitive name.
+    public func header(_ name: String) -> String? {
+        headers.first { $0.0.caseInsensitiveCompare(name) == .orderedSame }?.1
+    }
+
+    public func headers(_ name: String) -> [String] {
+        headers.filter { $0.0.caseInsensitiveCompare(name) == .orderedSame }.map(\.1)
+    }
+
+    /// The path without the query, percent-decoded.
+    public var path: String {
+        let raw = target.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? ""
+        return raw.removingPercentEncoding ?? raw
+    }
+
+    /// Query parameters in order; nil when the query is not valid percent-encoding.
+    public var query: [(String, String)]? {
+        guard let q = target.firstIndex(of: "?") else { return [] }
+        var out: [(String, String)] = []
+        for pair in target[target.index(after: q)...].split(separator: "&") where !pair.isEmpty {
+            let kv = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            func decode(_ s: Substring) -> String? { String(s).replacingOccurrences(of: "+", with: " ").removingPercentEncoding }
+            guard let k = decode(kv[0]), let v = kv.count > 1 ? decode(kv[1]) : "" else { return nil }
+            out.append((k, v))
+        }
+        return out
+    }
+}
+
+/// An HTTP response; its body is written after the head without another copy.
+public struct HTTPResponse: Sendable {
+    public var status: Int
+    public var headers: [(String, String)] = []
+    public var body: [UInt8] = []
+    /// Close the connection after this response.
+    public var close = false
+
+    public init(status: Int, headers: [(String, String)] = [], body: [UInt8] = []) {
+        self.status = status
+        self.headers = headers
+        self.body = body
+    }
+
+    public static func json(_ status: Int, _ object: Any) -> HTTPResponse {
+        let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data("{}".utf8)
+        return HTTPResponse(status: status, headers: [("Content-Type", "application/json")], body: Array(data))
+    }
+
+    public static func text(_ status: Int, _ text: String, type: String = "text/plain; charset=utf-8") -> HTTPResponse {
+        HTTPResponse(status: status, headers: [("Content-Type", type)], body: Array(text.utf8))
+    }
+
+    /// Status line and headers, with Content-Length and Connection added.
+    public func head(keepAlive: Bool, extra: [(String, String)] = []) -> [UInt8] {
+        var s = "HTTP/1.1 \(status) \(Self.reason(status))\r\n"
+        for (k, v) in headers + extra { s += "\(k): \(v)\r\n" }
+        s += "Content-Length: \(body.count)\r\n"
+        if !keepAlive { s += "Connection: close\r\n" }
+        s += "\r\n"
+        return Array(s.utf8)
+    }
+
+    public static func reason(_ status: Int) -> String {
+        switch status {
+        case 100: return "Continue"
+        case 200: return "OK"
+        case 204: return "No Content"
+        case 400: return "Bad Request"
+        case 404: return "Not Found"
+        case 405: return "Method Not Allowed"
+        case 406: return "Not Acceptable"
+        case 408: return "Request Timeout"
+        case 411: return "Length Required"
+        case 413: return "Content Too Large"
+        case 414: return "URI Too Long"
+        case 415: return "Unsupported Media Type"
+        case 422: return "Unprocessable Content"
+        case 431: return "Request Header Fields Too Large"
+        case 500: return "Internal Server Error"
+        case 501: return "Not Implemented"
+        case 503: return "Service Unavailable"
+        case 504: return "Gateway Timeout"
+        default: return "Status \(status)"
+        }
+    }
+}
+
+/// RFC 9457 problem details: every error the service sends.
+public struct Problem: Error, Sendable {
+    public var status: Int
+    public var detail: String
+    public var headers: [(String, String)] = []
+
+    public init(_ status: Int, _ detail: String, headers: [(String, String)] = []) {
+        self.status = status
+        self.detail = detail
+        self.headers = headers
+    }
+
+    public func response(instance: String? = nil, requestID: String? = nil) -> HTTPResponse {
+        var obj: [String: Any] = ["type": "about:blank", "title": HTTPResponse.reason(status), "status": status, "detail": detail]
+        if let instance { obj["instance"] = instance }
+        if let requestID { obj["request_id"] = requestID }
+        var r = HTTPResponse.json(status, obj)
+        r.headers = [("Content-Type", "application/problem+json")] + headers
+        return r
+    }
+}

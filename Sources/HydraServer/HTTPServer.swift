@@ -1,0 +1,217 @@
+import CLibUV
+import Foundation
+import Logging
+
+/// What the server asks of the application, on the loop thread.
+protocol RequestHandler: AnyObject {
+    /// Called when a request's head is complete, before its body is read: a problem refuses it
+    /// (413 from Content-Length, 411, 415, 404 ...) without reading the body.
+    func admit(_ head: HTTPRequest, contentLength: UInt64?, chunked: Bool) -> Problem?
+    /// Handles a complete request: an immediate response, or a job that completes later.
+    func handle(_ request: HTTPRequest, connectionID: UInt64, requestID: String) -> HandlerResult
+    /// Called once when a connection that had a job in flight goes away.
+    func cancel(_ job: Job)
+    /// Called on the loop when a worker hands a job back (whether or not its client is still there).
+    func completed(_ job: Job)
+    /// Called once per response written, for metrics and logs.
+    func responded(_ request: HTTPRequest, _ response: HTTPResponse, requestID: String, seconds: Double, bytesIn: Int)
+    /// True when no queued or running work remains (drain may finish).
+    var idle: Bool { get }
+}
+
+enum HandlerResult {
+    case respond(HTTPResponse)
+    case pending(Job)
+}
+
+/// The libuv event loop that owns every socket: accepts connections, reads and parses requests
+/// (`Connection`), hands complete ones to the `RequestHandler`, takes finished jobs back through
+/// a `uv_async_t`, and drains on SIGTERM/SIGINT.
+final class HTTPServer {
+    let config: ServerConfiguration
+    let loop: UnsafeMutablePointer<uv_loop_t>
+    weak var handler: RequestHandler?
+    let logger: Logger
+    let metrics: ServerMetrics
+    private var listener: UnsafeMutablePointer<uv_tcp_t>?
+    private var async: UnsafeMutablePointer<uv_async_t>!
+    private var signals: [UnsafeMutablePointer<uv_signal_t>] = []
+    private var drainTimer: UnsafeMutablePointer<uv_timer_t>?
+    private var drainCheck: UnsafeMutablePointer<uv_timer_t>?
+    var connections: [UInt64: Connection] = [:]
+    private var nextConnectionID: UInt64 = 1
+    private(set) var draining = false
+    private let completedLock = NSLock()
+    private var completed: [Job] = []
+    /// Port actually bound (useful with port 0).
+    private(set) var boundPort = 0
+
+    init(config: ServerConfiguration, metrics: ServerMetrics, logger: Logger) {
+        self.config = config
+        self.metrics = metrics
+        self.logger = logger
+        loop = UV.allocate(uv_loop_t.self)
+        uv_loop_init(loop)
+        async = UV.allocate(uv_async_t.self)
+        uv_async_init(loop, async) { a in
+            guard let a, let data = a.pointee.data else { return }
+            Unmanaged<HTTPServer>.fromOpaque(data).takeUnretainedValue().drainCompleted()
+        }
+        async.pointee.data = Unmanaged.passUnretained(self).toOpaque()
+    }
+
+    /// Thread-safe: a worker hands a finished job back to the loop.
+    func complete(_ job: Job) {
+        completedLock.lock()
+        completed.append(job)
+        completedLock.unlock()
+        uv_async_send(async)
+    }
+
+    private func drainCompleted() {
+        completedLock.lock()
+        let jobs = completed
+        completed = []
+        completedLock.unlock()
+        for job in jobs {
+            handler?.completed(job)
+            if let c = connections[job.connectionID], c.owns(job) {
+                c.finish(job)
+            }
+        }
+        checkDrained()
+    }
+
+    /// Binds and listens; throws a readable message when the address cannot be used.
+    func listen() throws {
+        let tcp = UV.allocate(uv_tcp_t.self)
+        uv_tcp_init(loop, tcp)
+        var storage = sockaddr_storage()
+        let rc: Int32 = withUnsafeMutablePointer(to: &storage) { p in
+            p.withMemoryRebound(to: sockaddr.self, capacity: 1) { sa in
+                var r: Int32
+                if config.host.contains(":") {
+                    r = sa.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { uv_ip6_addr(config.host, Int32(config.port), $0) }
+                } else {
+                    r = sa.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { uv_ip4_addr(config.host, Int32(config.port), $0) }
+                }
+                if r == 0 { r = uv_tcp_bind(tcp, sa, 0) }
+                return r
+            }
+        }
+        guard rc == 0 else {
+            UV.close(tcp)
+            throw Problem(500, "cannot bind \(config.host):\(config.port): \(UV.error(rc))")
+        }
+        tcp.pointee.data = Unmanaged.passUnretained(self).toOpaque()
+        let lrc = uv_listen(UV.stream(tcp), 511) { server, status in
+            guard let server, let data = server.pointee.data, status == 0 else { return }
+            Unmanaged<HTTPServer>.fromOpaque(data).takeUnretainedValue().accept(server)
+        }
+        guard lrc == 0 else {
+            UV.close(tcp)
+            throw Problem(500, "cannot listen on \(config.host):\(config.port): \(UV.error(lrc))")
+        }
+        var name = sockaddr_storage()
+        var len = Int32(MemoryLayout<sockaddr_storage>.size)
+        withUnsafeMutablePointer(to: &name) { p in
+            p.withMemoryRebound(to: sockaddr.self, capacity: 1) { _ = uv_tcp_getsockname(tcp, $0, &len) }
+        }
+        boundPort = Int(UInt16(bigEndian: withUnsafeBytes(of: name) { $0.load(fromByteOffset: 2, as: UInt16.self) }))
+        listener = tcp
+        for sig in [SIGTERM, SIGINT] {
+            let s = UV.allocate(uv_signal_t.self)
+            uv_signal_init(loop, s)
+            s.pointee.data = Unmanaged.passUnretained(self).toOpaque()
+            uv_signal_start(s, { s, signum in
+                guard let s, let data = s.pointee.data else { return }
+                Unmanaged<HTTPServer>.fromOpaque(data).takeUnretainedValue().beginDrain(signal: signum)
+            }, sig)
+            signals.append(s)
+        }
+    }
+
+    /// Runs the loop until drained. Returns the process exit status.
+    func run() -> Int32 {
+        uv_run(loop, UV_RUN_DEFAULT)
+        return 0
+    }
+
+    private func accept(_ server: UnsafeMutablePointer<uv_stream_t>) {
+        let tcp = UV.allocate(uv_tcp_t.self)
+        uv_tcp_init(loop, tcp)
+        guard uv_accept(server, UV.stream(tcp)) == 0 else {
+            UV.close(tcp)
+            return
+        }
+        uv_tcp_nodelay(tcp, 1)
+        if connections.count >= config.maxConnections || draining {
+            metrics.rejection("connections")
+            Connection.refuse(tcp, retryAfter: config.retryAfter)
+            return
+        }
+        let id = nextConnectionID
+        nextConnectionID += 1
+        let c = Connection(id: id, tcp: tcp, server: self)
+        connections[id] = c
+        metrics.connections.set(connections.count)
+        c.start()
+    }
+
+    func removed(_ c: Connection) {
+        connections[c.id] = nil
+        metrics.connections.set(connections.count)
+        checkDrained()
+    }
+
+    // MARK: drain
+
+    private func beginDrain(signal: Int32) {
+        guard !draining else { return }
+        draining = true
+        logger.info("draining", metadata: ["signal": "\(signal)", "drain_timeout_s": "\(config.drainTimeout)",
+                                           "open_connections": "\(connections.count)"])
+        if let l = listener {
+            UV.close(l)
+            listener = nil
+        }
+        for c in connections.values { c.drain() }
+        let t = UV.allocate(uv_timer_t.self)
+        uv_timer_init(loop, t)
+        t.pointee.data = Unmanaged.passUnretained(self).toOpaque()
+        uv_timer_start(t, { t in
+            guard let t, let data = t.pointee.data else { return }
+            let server = Unmanaged<HTTPServer>.fromOpaque(data).takeUnretainedValue()
+            server.logger.warning("drain timeout reached with work still running; exiting")
+            server.shutdown()
+        }, UInt64(config.drainTimeout * 1000), 0)
+        drainTimer = t
+        // Poll as well: a job may finish with nothing else to wake the loop.
+        let p = UV.allocate(uv_timer_t.self)
+        uv_timer_init(loop, p)
+        p.pointee.data = Unmanaged.passUnretained(self).toOpaque()
+        uv_timer_start(p, { p in
+            guard let p, let data = p.pointee.data else { return }
+            Unmanaged<HTTPServer>.fromOpaque(data).takeUnretainedValue().checkDrained()
+        }, 50, 50)
+        drainCheck = p
+        checkDrained()
+    }
+
+    private func checkDrained() {
+        guard draining, handler?.idle ?? true, connections.values.allSatisfy({ !$0.busy }) else { return }
+        logger.info("drained; exiting")
+        shutdown()
+    }
+
+    private func shutdown() {
+        for c in connections.values { c.close() }
+        for s in signals { UV.close(s) }
+        signals = []
+        if let t = drainTimer { UV.close(t); drainTimer = nil }
+        if let p = drainCheck { UV.close(p); drainCheck = nil }
+        if let l = listener { UV.close(l); listener = nil }
+        UV.close(async)
+        uv_stop(loop)
+    }
+}

@@ -1,0 +1,265 @@
+import Foundation
+import HydraEngine
+import HydraOutputs
+import HydraWeights
+import Logging
+
+/// The inference service: models with their worker pools, routes, admission control, probes,
+/// metrics and logs, on top of `HTTPServer`.
+public final class HydraService: RequestHandler {
+    public struct NamedModel {
+        public var name: String
+        public var model: Model
+        public init(name: String, model: Model) { self.name = name; self.model = model }
+    }
+
+    let config: ServerConfiguration
+    let server: HTTPServer
+    let logger: Logger
+    let metrics = ServerMetrics()
+    private var pools: [String: WorkerPool] = [:]
+    private let modelOrder: [String]
+    private var inFlight = 0
+    private let started: Double
+
+    /// Loads replicas for every model (ready when this returns) and prepares the server.
+    public init(config: ServerConfiguration, models: [NamedModel], logger: Logger, startedAt: Double? = nil) throws {
+        precondition(!models.isEmpty)
+        started = startedAt ?? MonotonicClock.now()
+        self.config = config
+        self.logger = logger
+        server = HTTPServer(config: config, metrics: metrics, logger: logger)
+        modelOrder = models.map(\.name)
+        server.handler = self
+        for m in models {
+            pools[m.name] = try WorkerPool(name: m.name, model: m.model, workers: config.workers,
+                                           threadsPerWorker: config.threadsPerWorker, capacity: config.queueSize,
+                                           maxPixels: config.maxPixels) { [server, metrics] job in
+                if job.outcome == "ok" {
+                    metrics.queueWait.recordSeconds(job.queueWaitSeconds)
+                    metrics.inference.recordSeconds(job.inferenceSeconds)
+                    metrics.encode.recordSeconds(job.encodeSeconds)
+                }
+                server.complete(job)
+            }
+        }
+    }
+
+    /// Binds, serves until SIGTERM/SIGINT has drained the work, and returns the exit status.
+    public func run() throws -> Int32 {
+        try server.listen()
+        logger.info("ready", metadata: [
+            "address": "\(config.host):\(server.boundPort)", "models": "\(modelOrder.joined(separator: ","))",
+            "workers": "\(config.workers)", "threads_per_worker": "\(config.threadsPerWorker)", "queue_size": "\(config.queueSize)",
+            "startup_ms": "\(Int((MonotonicClock.now() - started) * 1000))",
+        ])
+        let status = server.run()
+        for p in pools.values { p.stop() }
+        return status
+    }
+
+    // MARK: routing
+
+    enum Route {
+        case health, ready, v2Live, v2Ready, v2Model(String), v2ModelReady(String), models, metrics, index
+        case predict(String)
+
+        /// Label for metrics (no unbounded values).
+        var label: String {
+            switch self {
+            case .health: return "/healthz"
+            case .ready: return "/readyz"
+            case .v2Live: return "/v2/health/live"
+            case .v2Ready: return "/v2/health/ready"
+            case .v2Model: return "/v2/models/{name}"
+            case .v2ModelReady: return "/v2/models/{name}/ready"
+            case .models: return "/v1/models"
+            case .metrics: return "/metrics"
+            case .index: return "/"
+            case .predict: return "/v1/predict"
+            }
+        }
+
+        var methods: [String] {
+            if case .predict = self { return ["POST"] }
+            return ["GET", "HEAD"]
+        }
+    }
+
+    func route(_ path: String) -> Route? {
+        let parts = path.split(separator: "/", omittingEmptySubsequences: false).dropFirst().map(String.init)
+        switch parts {
+        case [""]: return .index
+        case ["healthz"]: return .health
+        case ["readyz"]: return .ready
+        case ["metrics"]: return .metrics
+        case ["v1", "models"]: return .models
+        case ["v1", "predict"]: return .predict(modelOrder[0])
+        case let p where p.count == 4 && p[0] == "v1" && p[1] == "models" && p[3] == "predict": return .predict(p[2])
+        case ["v2", "health", "live"]: return .v2Live
+        case ["v2", "health", "ready"]: return .v2Ready
+        case let p where p.count == 3 && p[0] == "v2" && p[1] == "models": return .v2Model(p[2])
+        case let p where p.count == 4 && p[0] == "v2" && p[1] == "models" && p[3] == "ready": return .v2ModelReady(p[2])
+        default: return nil
+        }
+    }
+
+    private func routed(_ r: HTTPRequest) throws -> Route {
+        guard r.target.hasPrefix("/") else { throw Problem(400, "request target must be an absolute path") }
+        guard let route = route(r.path) else { throw Problem(404, "no such endpoint: \(r.path.prefix(100))") }
+        guard route.methods.contains(r.method) else {
+            throw Problem(405, "\(r.method) is not allowed on \(route.label); use \(route.methods.joined(separator: ", "))",
+                          headers: [("Allow", route.methods.joined(separator: ", "))])
+        }
+        return route
+    }
+
+    private func pool(_ name: String) throws -> WorkerPool {
+        guard let p = pools[name] else {
+            throw Problem(404, "no model named '\(name.prefix(64))'; models: \(modelOrder.joined(separator: ", "))")
+        }
+        return p
+    }
+
+    private func overloaded(_ pool: WorkerPool) -> Problem {
+        metrics.rejection("queue_full")
+        return Problem(503, "model \(pool.modelName) is at capacity (\(pool.capacity) queued, \(pool.workers) busy); retry later",
+                       headers: [("Retry-After", "\(config.retryAfter)")])
+    }
+
+    static let imageTypes: Set<String> = ["image/png", "image/jpeg", "image/jpg", "multipart/form-data"]
+
+    // MARK: RequestHandler
+
+    func admit(_ head: HTTPRequest, contentLength: UInt64?, chunked: Bool) -> Problem? {
+        do {
+            guard case let .predict(name) = try routed(head) else { return nil }
+            let pool = try pool(name)
+            if server.draining {
+                return Problem(503, "the server is shutting down", headers: [("Retry-After", "\(config.retryAfter)")])
+            }
+            if !chunked && contentLength == nil { return Problem(411, "a predict request needs Content-Length or chunked encoding") }
+            if let n = contentLength, n > UInt64(config.maxBodyBytes) {
+                return Problem(413, "request body of \(n) bytes exceeds the limit of \(config.maxBodyBytes) bytes")
+            }
+            if contentLength == 0 { return Problem(400, "the request body is empty; send a PNG or JPEG image") }
+            let type = head.header("Content-Type")?.split(separator: ";").first.map {
+                $0.trimmingCharacters(in: .whitespaces).lowercased()
+            } ?? ""
+            guard Self.imageTypes.contains(type) else {
+                return Problem(415, type.isEmpty ? "missing Content-Type; send image/png, image/jpeg or multipart/form-data"
+                    : "unsupported Content-Type \(type.prefix(60)); send image/png, image/jpeg or multipart/form-data")
+            }
+            guard let query = head.query else { throw Problem(400, "the query string is not valid percent-encoding") }
+            _ = try PredictParameters(query: query, model: pool.model, defaultTimeoutMs: config.defaultTimeoutMs)
+            if pool.queued >= pool.capacity { return overloaded(pool) }
+            return nil
+        } catch let p as Problem {
+            return p
+        } catch {
+            return Problem(400, "\(error)")
+        }
+    }
+
+    func handle(_ r: HTTPRequest, connectionID: UInt64, requestID: String) -> HandlerResult {
+        do {
+            switch try routed(r) {
+            case .health, .v2Live:
+                return .respond(.json(200, ["status": "ok"]))
+            case .ready, .v2Ready:
+                if server.draining { return .respond(.json(503, ["status": "draining"])) }
+                return .respond(.json(200, ["status": "ready", "models": modelOrder]))
+            case let .v2ModelReady(name):
+                _ = try pool(name)
+                return .respond(.json(server.draining ? 503 : 200, ["name": name, "ready": !server.draining]))
+            case let .v2Model(name):
+                return .respond(.json(200, v2Metadata(try pool(name))))
+            case .models:
+                return .respond(.json(200, ["models": modelOrder.map { describe(pools[$0]!) }]))
+            case .metrics:
+                refreshGauges()
+                return .respond(HTTPResponse(status: 200, headers: [("Content-Type", "text/plain; version=0.0.4; charset=utf-8")],
+                                             body: metrics.exposition()))
+            case .index:
+                return .respond(.json(200, ["service": "hydra", "endpoints": [
+                    "POST /v1/predict", "POST /v1/models/{name}/predict", "GET /v1/models", "GET /healthz", "GET /readyz",
+                    "GET /metrics", "GET /v2/health/live", "GET /v2/health/ready", "GET /v2/models/{name}", "GET /v2/models/{name}/ready",
+                ]]))
+            case let .predict(name):
+                let pool = try pool(name)
+                if server.draining { throw Problem(503, "the server is shutting down", headers: [("Retry-After", "\(config.retryAfter)")]) }
+                let params = try PredictParameters(query: r.query ?? [], model: pool.model, defaultTimeoutMs: config.defaultTimeoutMs)
+                let job = Job(connectionID: connectionID, requestID: requestID, body: r.body,
+                              contentType: r.header("Content-Type") ?? "", accept: r.header("Accept"), parameters: params)
+                guard pool.submit(job) else { throw overloaded(pool) }
+                inFlight += 1
+                refreshGauges()
+                return .pending(job)
+            }
+        } catch let p as Problem {
+            return .respond(p.response(instance: String(r.path.prefix(200)), requestID: requestID))
+        } catch {
+            return .respond(Problem(500, "\(error)").response(requestID: requestID))
+        }
+    }
+
+    func cancel(_ job: Job) {
+        job.cancel()
+    }
+
+    func completed(_ job: Job) {
+        inFlight -= 1
+        refreshGauges()
+        if job.outcome == "dropped" || job.outcome == "discarded" {
+            metrics.rejection("client_gone")
+            logger.info("client went away", metadata: ["request_id": "\(job.requestID)", "outcome": "\(job.outcome)"])
+        }
+        if job.outcome == "deadline" { metrics.rejection("deadline") }
+    }
+
+    func responded(_ r: HTTPRequest, _ response: HTTPResponse, requestID: String, seconds: Double, bytesIn: Int) {
+        let label = route(r.path)?.label ?? "other"
+        metrics.request(route: label, status: response.status)
+        if case .predict = route(r.path), response.status == 200 { metrics.total.recordSeconds(seconds) }
+        let level: Logger.Level = response.status >= 500 ? .error : (label == "/metrics" || label.contains("health") || label == "/readyz" ? .debug : .info)
+        logger.log(level: level, "request", metadata: [
+            "request_id": "\(requestID)", "method": "\(r.method)", "path": "\(r.path.prefix(200))", "status": "\(response.status)",
+            "duration_ms": "\(Int(seconds * 1000))", "bytes_in": "\(bytesIn)", "bytes_out": "\(response.body.count)",
+        ])
+    }
+
+    var idle: Bool { inFlight == 0 && pools.values.allSatisfy { $0.queued == 0 && $0.busy == 0 } }
+
+    private func refreshGauges() {
+        metrics.inFlight.set(inFlight)
+        metrics.queueDepth.set(pools.values.reduce(0) { $0 + $1.queued })
+        metrics.busyWorkers.set(pools.values.reduce(0) { $0 + $1.busy })
+    }
+
+    // MARK: model descriptions
+
+    private func describe(_ pool: WorkerPool) -> [String: Any] {
+        let info = pool.model.info
+        let k = info.intrinsics
+        return [
+            "name": pool.modelName, "default": pool.modelName == modelOrder[0], "preset": info.preset.rawValue,
+            "trained": info.trained, "description": info.description,
+            "heads": pool.model.architecture.hasNormals ? ["segmentation", "depth", "normals"] : ["segmentation", "depth"],
+            "classes": info.classNames.enumerated().map { ["id": $0.offset, "name": $0.element, "colour": info.colours[$0.offset].map(Int.init)] },
+            "intrinsics": ["fx": k.fx, "fy": k.fy, "cx": k.cx, "cy": k.cy, "width": k.width, "height": k.height],
+            "workers": pool.workers, "queue_size": pool.capacity,
+        ]
+    }
+
+    /// The open inference protocol's model metadata, describing the HTTP image interface.
+    private func v2Metadata(_ pool: WorkerPool) -> [String: Any] {
+        [
+            "name": pool.modelName, "versions": ["1"], "platform": "hydra",
+            "inputs": [["name": "image", "datatype": "BYTES", "shape": [1]]],
+            "outputs": [
+                ["name": "segmentation", "datatype": "UINT8", "shape": [-1, -1]],
+                ["name": "depth", "datatype": "FP32", "shape": [-1, -1]],
+            ] + (pool.model.architecture.hasNormals ? [["name": "normals", "datatype": "FP32", "shape": [3, -1, -1]]] : []),
+        ]
+    }
+}

@@ -1,0 +1,29 @@
+/// Everything `hydra serve` can be told, with production defaults.
+public struct ServerConfiguration: Sendable {
+    public var host = "0.0.0.0"
+    public var port = 8080
+    /// Worker threads per model, each with its own model replica.
+    public var workers = 1
+    /// XNNPACK threads inside each worker.
+    public var threadsPerWorker = 2
+    /// Jobs that may wait per model; a full queue answers 503 at once.
+    public var queueSize = 4
+    public var maxBodyBytes = 32 << 20
+    public var maxHeaderBytes = 16 << 10
+    public var maxPixels = 20_000_000
+    public var maxConnections = 512
+    /// Seconds a client may take to send a whole request (slowloris defence): 408 after it.
+    public var requestTimeout = 30.0
+    /// Seconds an idle keep-alive connection is kept.
+    public var idleTimeout = 60.0
+    /// Seconds a response may take to be read by the client before the connection is dropped.
+    public var writeTimeout = 60.0
+    /// Default per-request deadline (milliseconds) when the request gives no `timeout_ms`.
+    public var defaultTimeoutMs = 30_000
+    /// Seconds to finish queued and running work after SIGTERM/SIGINT.
+    public var drainTimeout = 20.0
+    /// Seconds a 503 asks clients to wait.
+    public var retryAfter = 1
+
+    public init() {}
+}

@@ -1,0 +1,142 @@
+import Foundation
+import HydraEngine
+import HydraOutputs
+
+/// One predict request on its way through a `WorkerPool`. Created on the loop thread; a worker
+/// fills in `response`; the loop reads it back after the completion notice.
+final class Job: @unchecked Sendable {
+    let connectionID: UInt64
+    let requestID: String
+    let body: [UInt8]
+    let contentType: String
+    let accept: String?
+    let parameters: PredictParameters
+    let enqueuedAt = MonotonicClock.now()
+    let deadline: Double
+    private let lock = NSLock()
+    private var _cancelled = false
+    /// Set by the worker.
+    var response: HTTPResponse?
+    var queueWaitSeconds = 0.0, inferenceSeconds = 0.0, encodeSeconds = 0.0
+    var outcome = "ok"
+
+    init(connectionID: UInt64, requestID: String, body: [UInt8], contentType: String, accept: String?,
+         parameters: PredictParameters) {
+        self.connectionID = connectionID
+        self.requestID = requestID
+        self.body = body
+        self.contentType = contentType
+        self.accept = accept
+        self.parameters = parameters
+        deadline = enqueuedAt + Double(parameters.timeoutMs) / 1000
+    }
+
+    /// The client went away: a queued job is dropped, a running job's result discarded.
+    func cancel() { lock.lock(); _cancelled = true; lock.unlock() }
+    var cancelled: Bool { lock.lock(); defer { lock.unlock() }; return _cancelled }
+}
+
+/// A bounded queue feeding `workers` threads, each owning a replica of one model. A full queue
+/// refuses at once; it never grows past its capacity.
+final class WorkerPool: @unchecked Sendable {
+    let modelName: String
+    let model: Model
+    let capacity: Int
+    private let condition = NSCondition()
+    private var queue: [Job] = []
+    private var head = 0
+    private var stopping = false
+    private var _busy = 0
+    private var threads: [Thread] = []
+    private let done: (Job) -> Void
+
+    /// Creates the replicas now (weights packed per worker), so the pool is ready when this returns.
+    init(name: String, model: Model, workers: Int, threadsPerWorker: Int, capacity: Int, maxPixels: Int,
+         done: @escaping (Job) -> Void) throws {
+        modelName = name
+        self.model = model
+        self.capacity = capacity
+        self.done = done
+        for i in 0..<workers {
+            let pipeline = try PredictPipeline(model: model, modelName: name, threads: threadsPerWorker, maxPixels: maxPixels)
+            let t = Thread { [unowned self] in self.work(pipeline) }
+            t.name = "hydra-\(name)-\(i)"
+            t.stackSize = 8 << 20
+            threads.append(t)
+        }
+        for t in threads { t.start() }
+    }
+
+    /// Queues a job; false when the queue is full or the pool is stopping.
+    func submit(_ job: Job) -> Bool {
+        condition.lock()
+        defer { condition.unlock() }
+        guard !stopping, queue.count - head < capacity else { return false }
+        queue.append(job)
+        condition.signal()
+        return true
+    }
+
+    var queued: Int { condition.lock(); defer { condition.unlock() }; return queue.count - head }
+    var busy: Int { condition.lock(); defer { condition.unlock() }; return _busy }
+    var workers: Int { threads.count }
+
+    /// Workers finish what is queued, then exit.
+    func stop() {
+        condition.lock()
+        stopping = true
+        condition.broadcast()
+        condition.unlock()
+    }
+
+    private func work(_ pipeline: PredictPipeline) {
+        while true {
+            condition.lock()
+            while head == queue.count && !stopping { condition.wait() }
+            if head == queue.count && stopping {
+                condition.unlock()
+                return
+            }
+            let job = queue[head]
+            head += 1
+            if head > 64 && head * 2 > queue.count {
+                queue.removeFirst(head)
+                head = 0
+            }
+            _busy += 1
+            condition.unlock()
+
+            run(job, pipeline)
+
+            condition.lock()
+            _busy -= 1
+            condition.unlock()
+            done(job)
+        }
+    }
+
+    private func run(_ job: Job, _ pipeline: PredictPipeline) {
+        let start = MonotonicClock.now()
+        job.queueWaitSeconds = start - job.enqueuedAt
+        if job.cancelled {
+            job.outcome = "dropped"
+            return
+        }
+        if start > job.deadline {
+            job.outcome = "deadline"
+            job.response = Problem(504, "the request waited \(Int(job.queueWaitSeconds * 1000)) ms in the queue, "
+                + "past its deadline of \(job.parameters.timeoutMs) ms").response(requestID: job.requestID)
+            return
+        }
+        job.response = pipeline.process(job)
+        if job.cancelled { job.outcome = "discarded" }
+    }
+}
+
+public enum MonotonicClock {
+    public static func now() -> Double {
+        var ts = timespec()
+        clock_gettime(CLOCK_MONOTONIC, &ts)
+        return Double(ts.tv_sec) + Double(ts.tv_nsec) * 1e-9
+    }
+}

@@ -1,0 +1,110 @@
+import ArgumentParser
+import Foundation
+import HydraEngine
+import HydraServer
+import HydraWeights
+import Logging
+
+struct ServeCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "serve",
+        abstract: "Run the HTTP inference service.",
+        discussion: """
+        Every option can also be set by an environment variable: HYDRA_ and the option's name in \
+        capitals with underscores (HYDRA_PORT, HYDRA_WORKERS, HYDRA_THREADS_PER_WORKER, ...); \
+        HYDRA_MODELS takes a comma-separated list of NAME=PATH. A command-line option wins over \
+        the environment. Without models, the built-in default model is served as 'default'.
+        """
+    )
+
+    @Option(help: "Address to listen on (HYDRA_HOST).") var host: String?
+    @Option(help: "Port (HYDRA_PORT).") var port: Int?
+    @Option(name: .customLong("model"), help: "NAME=PATH of a safetensors model, repeatable; the first is the default (HYDRA_MODELS).")
+    var models: [String] = []
+    @Option(help: "Worker threads per model, each with a model replica (HYDRA_WORKERS).") var workers: Int?
+    @Option(help: "Engine threads per worker (HYDRA_THREADS_PER_WORKER).") var threadsPerWorker: Int?
+    @Option(help: "Requests that may wait per model before 503 (HYDRA_QUEUE_SIZE).") var queueSize: Int?
+    @Option(help: "Largest request body in MiB (HYDRA_MAX_BODY_MB).") var maxBodyMb: Int?
+    @Option(help: "Largest image in pixels (HYDRA_MAX_PIXELS).") var maxPixels: Int?
+    @Option(help: "Largest request line + headers in bytes (HYDRA_MAX_HEADER_BYTES).") var maxHeaderBytes: Int?
+    @Option(help: "Most open connections (HYDRA_MAX_CONNECTIONS).") var maxConnections: Int?
+    @Option(help: "Seconds to receive a whole request, else 408 (HYDRA_REQUEST_TIMEOUT).") var requestTimeout: Double?
+    @Option(help: "Seconds an idle keep-alive connection stays open (HYDRA_IDLE_TIMEOUT).") var idleTimeout: Double?
+    @Option(help: "Seconds a client may take to read a response (HYDRA_WRITE_TIMEOUT).") var writeTimeout: Double?
+    @Option(help: "Default request deadline in ms; a request past it in the queue gets 504 (HYDRA_TIMEOUT_MS).") var timeoutMs: Int?
+    @Option(help: "Seconds to finish work after SIGTERM before exiting (HYDRA_DRAIN_TIMEOUT).") var drainTimeout: Double?
+    @Option(help: "trace, debug, info, notice, warning, error or critical (HYDRA_LOG_LEVEL).") var logLevel: String?
+
+    func run() throws {
+        let started = MonotonicClock.now()
+        let env = ProcessInfo.processInfo.environment
+        func pick<T: LosslessStringConvertible>(_ flag: T?, _ name: String, _ fallback: T) throws -> T {
+            if let flag { return flag }
+            if let raw = env["HYDRA_" + name], !raw.isEmpty {
+                guard let v = T(raw) else { throw CLIError("HYDRA_\(name)=\(raw) is not a valid value") }
+                return v
+            }
+            return fallback
+        }
+        var c = ServerConfiguration()
+        c.host = try pick(host, "HOST", c.host)
+        c.port = try pick(port, "PORT", c.port)
+        c.workers = try pick(workers, "WORKERS", c.workers)
+        c.threadsPerWorker = try pick(threadsPerWorker, "THREADS_PER_WORKER", c.threadsPerWorker)
+        c.queueSize = try pick(queueSize, "QUEUE_SIZE", c.queueSize)
+        c.maxBodyBytes = try pick(maxBodyMb, "MAX_BODY_MB", c.maxBodyBytes >> 20) << 20
+        c.maxPixels = try pick(maxPixels, "MAX_PIXELS", c.maxPixels)
+        c.maxHeaderBytes = try pick(maxHeaderBytes, "MAX_HEADER_BYTES", c.maxHeaderBytes)
+        c.maxConnections = try pick(maxConnections, "MAX_CONNECTIONS", c.maxConnections)
+        c.requestTimeout = try pick(requestTimeout, "REQUEST_TIMEOUT", c.requestTimeout)
+        c.idleTimeout = try pick(idleTimeout, "IDLE_TIMEOUT", c.idleTimeout)
+        c.writeTimeout = try pick(writeTimeout, "WRITE_TIMEOUT", c.writeTimeout)
+        c.defaultTimeoutMs = try pick(timeoutMs, "TIMEOUT_MS", c.defaultTimeoutMs)
+        c.drainTimeout = try pick(drainTimeout, "DRAIN_TIMEOUT", c.drainTimeout)
+        let level = try pick(logLevel, "LOG_LEVEL", "info")
+        guard let logLevel = Logger.Level(rawValue: level) else { throw CLIError("unknown log level \(level)") }
+        guard (1...65535).contains(c.port) || c.port == 0 else { throw CLIError("port must be 0...65535") }
+        guard c.workers >= 1, c.threadsPerWorker >= 1, c.queueSize >= 1, c.maxConnections >= 1 else {
+            throw CLIError("workers, threads per worker, queue size and max connections must be at least 1")
+        }
+        guard c.maxBodyBytes > 0, c.maxPixels >= 1024, c.maxHeaderBytes >= 1024, c.defaultTimeoutMs >= 1 else {
+            throw CLIError("limits must be positive (max pixels and header bytes at least 1024)")
+        }
+        guard c.requestTimeout > 0, c.idleTimeout > 0, c.writeTimeout > 0, c.drainTimeout >= 0 else {
+            throw CLIError("timeouts must be positive")
+        }
+
+        LoggingSystem.bootstrap { label in
+            var h = JSONLogHandler(label: label)
+            h.logLevel = logLevel
+            return h
+        }
+        let logger = Logger(label: "hydra")
+
+        var specs = models
+        if specs.isEmpty, let list = env["HYDRA_MODELS"], !list.isEmpty {
+            specs = list.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+        }
+        var loaded: [HydraService.NamedModel] = []
+        for spec in specs {
+            let parts = spec.split(separator: "=", maxSplits: 1).map(String.init)
+            let path = parts.count == 2 ? parts[1] : parts[0]
+            let name = parts.count == 2 ? parts[0] : URL(fileURLWithPath: path).deletingPathExtension().lastPathComponent
+            guard !name.isEmpty, name.count <= 64, name.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "-_.".contains($0)) }) else {
+                throw CLIError("model name '\(name)' must be 1-64 letters, digits, '-', '_' or '.'")
+            }
+            guard !loaded.contains(where: { $0.name == name }) else { throw CLIError("model name '\(name)' is given twice") }
+            loaded.append(.init(name: name, model: try ModelLoading.load(path)))
+            logger.info("model loaded", metadata: ["model": "\(name)", "path": "\(path)"])
+        }
+        if loaded.isEmpty {
+            loaded.append(.init(name: "default", model: try DefaultModel.load()))
+            logger.warning("serving the built-in default model", metadata: ["model": "default", "trained": "false",
+                                                                              "note": "\(DefaultModel.description)"])
+        }
+        let service = try HydraService(config: c, models: loaded, logger: logger, startedAt: started)
+        let status: Int32
+        do { status = try service.run() } catch let p as Problem { throw CLIError(p.detail) }
+        if status != 0 { throw ExitCode(status) }
+    }
+}
