@@ -19,7 +19,7 @@ demo: build
 
 test: build
 	$(SWIFT) test
-	HYDRA=$(HYDRA) $(PYTHON) -m pytest -q -p no:cacheprovider Tests/Reference
+	HYDRA=$(HYDRA) $(PYTHON) -m pytest -q -p no:cacheprovider Tests/Reference Tests/Service
 
 test-swift: setup
 	$(SWIFT) test

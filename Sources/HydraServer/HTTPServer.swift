@@ -41,6 +41,7 @@ final class HTTPServer {
     var connections: [UInt64: Connection] = [:]
     private var nextConnectionID: UInt64 = 1
     private(set) var draining = false
+    private var stopped = false
     private let completedLock = NSLock()
     private var completed: [Job] = []
     /// Port actually bound (useful with port 0).
@@ -199,12 +200,15 @@ final class HTTPServer {
     }
 
     private func checkDrained() {
-        guard draining, handler?.idle ?? true, connections.values.allSatisfy({ !$0.busy }) else { return }
+        guard draining, !stopped, handler?.idle ?? true, connections.values.allSatisfy({ !$0.busy }) else { return }
         logger.info("drained; exiting")
         shutdown()
     }
 
+    /// Closes every handle once; close callbacks that run afterwards must not close them again.
     private func shutdown() {
+        guard !stopped else { return }
+        stopped = true
         for c in connections.values { c.close() }
         for s in signals { UV.close(s) }
         signals = []

@@ -132,8 +132,10 @@ public final class HydraService: RequestHandler {
     // MARK: RequestHandler
 
     func admit(_ head: HTTPRequest, contentLength: UInt64?, chunked: Bool) -> Problem? {
+        // Only predict bodies are worth refusing before they are read; every other request,
+        // unknown ones included, is answered by `handle` and keeps its connection.
+        guard head.method == "POST", case let .predict(name)? = route(head.path) else { return nil }
         do {
-            guard case let .predict(name) = try routed(head) else { return nil }
             let pool = try pool(name)
             if server.draining {
                 return Problem(503, "the server is shutting down", headers: [("Retry-After", "\(config.retryAfter)")])
