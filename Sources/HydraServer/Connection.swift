@@ -121,6 +121,9 @@ final class Connection {
             pending = Array(data[consumed...]) + pending
             http_parser_pause(parser, 0)
             dispatch()
+        } else if errno == HPE_INVALID_METHOD, rejection == nil {
+            fail(Problem(405, "request method not supported; this service uses GET, HEAD and POST",
+                         headers: [("Allow", "GET, HEAD, POST")]))
         } else if errno != HPE_OK {
             let problem = rejection ?? Problem(400, "malformed HTTP request: \(String(cString: http_errno_description(errno)))")
             fail(problem)
