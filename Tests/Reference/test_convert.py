@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from conftest import run
+from cli import run
 from refinenet import MultiTaskRefineNet, randomise
 
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import run
+from cli import run
 from refinenet import MultiTaskRefineNet, randomise, preprocess
 from test_parity import frame
 

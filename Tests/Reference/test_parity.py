@@ -4,7 +4,7 @@ import pytest
 import torch
 import cv2
 
-from conftest import run
+from cli import run
 from refinenet import MultiTaskRefineNet, randomise, preprocess
 
 torch.set_num_threads(2)

@@ -4,7 +4,7 @@ import shutil
 import subprocess
 import sys
 
-from conftest import ROOT, Server
+from service import ROOT, Server
 
 SPEC = ROOT / "openapi.yaml"
 

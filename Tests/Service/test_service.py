@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import Server, parse_responses, raw, split_multipart
+from service import Server, parse_responses, raw, split_multipart
 
 
 def png(w, h, seed=0):

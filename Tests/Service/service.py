@@ -1,0 +1,131 @@
+"""Starts `hydra serve` on a free port and talks to it over real sockets (helpers for Tests/Service)."""
+import json
+import os
+import pathlib
+import select
+import signal
+import socket
+import subprocess
+import threading
+import time
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+HYDRA = pathlib.Path(os.environ.get("HYDRA", ROOT / ".build/release/hydra"))
+
+
+class Server:
+    def __init__(self, *flags, env=None):
+        if not HYDRA.exists():
+            pytest.fail(f"{HYDRA} not found: build first (make build)")
+        e = dict(os.environ, **(env or {}))
+        self.proc = subprocess.Popen([str(HYDRA), "serve", "--host", "127.0.0.1", "--port", "0", *map(str, flags)],
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=e)
+        self.log = []
+        self.port = None
+        deadline = time.time() + 30
+        while time.time() < deadline and self.port is None:
+            line = self._line(deadline - time.time())
+            if line is None:
+                break
+            if line.get("msg") == "ready":
+                self.port = int(line["address"].rsplit(":", 1)[1])
+        if self.port is None:
+            self.proc.kill()
+            raise RuntimeError("server did not become ready:\n" + "\n".join(map(str, self.log)) + self.proc.stderr.read().decode())
+        # Keep draining the log pipe: a full pipe would block the server's writes.
+        self._reader = threading.Thread(target=self._drain, daemon=True)
+        self._reader.start()
+
+    def _drain(self):
+        for raw in self.proc.stderr:
+            try:
+                self.log.append(json.loads(raw))
+            except ValueError:
+                self.log.append({"raw": raw.decode(errors="replace")})
+
+    def _line(self, timeout):
+        r, _, _ = select.select([self.proc.stderr], [], [], max(0, timeout))
+        if not r:
+            return None
+        raw = self.proc.stderr.readline()
+        if not raw:
+            return None
+        try:
+            entry = json.loads(raw)
+        except ValueError:
+            entry = {"raw": raw.decode(errors="replace")}
+        self.log.append(entry)
+        return entry
+
+    def logs(self):
+        """Log lines so far."""
+        time.sleep(0.1)
+        return list(self.log)
+
+    def rss_kib(self):
+        for line in open(f"/proc/{self.proc.pid}/status"):
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+
+    def stop(self, timeout=30):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        return self.proc.returncode
+
+
+def raw(port, data, timeout=10, read=True):
+    """Sends bytes on a fresh socket and returns everything the server sends until it closes or goes quiet."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    s.sendall(data)
+    out = b""
+    if read:
+        try:
+            while True:
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                out += chunk
+        except socket.timeout:
+            pass
+    s.close()
+    return out
+
+
+def parse_responses(data):
+    """Splits a byte stream into (status, headers, body) HTTP responses (Content-Length framed)."""
+    out = []
+    while data:
+        head, _, rest = data.partition(b"\r\n\r\n")
+        lines = head.decode("latin-1").split("\r\n")
+        status = int(lines[0].split()[1])
+        headers = {}
+        for l in lines[1:]:
+            k, _, v = l.partition(":")
+            headers[k.strip().lower()] = v.strip()
+        n = int(headers.get("content-length", 0)) if status != 100 else 0
+        out.append((status, headers, rest[:n]))
+        data = rest[n:]
+    return out
+
+
+def split_multipart(content_type, body):
+    """Parts of a multipart body as (headers, bytes)."""
+    boundary = content_type.split("boundary=")[1].strip('"').encode()
+    parts = []
+    for chunk in body.split(b"--" + boundary)[1:]:
+        if chunk.startswith(b"--"):
+            break
+        head, _, content = chunk[2:].partition(b"\r\n\r\n")
+        headers = {}
+        for l in head.decode().split("\r\n"):
+            k, _, v = l.partition(":")
+            headers[k.strip().lower()] = v.strip()
+        parts.append((headers, content[:-2]))
+    return parts
