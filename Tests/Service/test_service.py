@@ -223,8 +223,11 @@ def test_error_statuses(server):
     # 431: header flood.
     [(s, h, b)] = parse_responses(raw(p, b"GET /healthz HTTP/1.1\r\nHost: x\r\n" + b"X-Pad: " + b"a" * 20000 + b"\r\n\r\n"))
     assert s == 431
+    # An unknown method is 405 with the methods this service uses.
+    [(s, h, b)] = parse_responses(raw(p, b"BLAH /healthz HTTP/1.1\r\n\r\n"))
+    assert s == 405 and h["allow"] == "GET, HEAD, POST"
     # 400: malformed HTTP; both Content-Length and Transfer-Encoding; duplicate Content-Length.
-    for bad in [b"BLAH\r\n\r\n", b"GET /healthz HTTP/1.1\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n",
+    for bad in [b"GET /healthz HTTP/1.1\r\nNoColonHere\r\n\r\n", b"GET /he\x01lthz HTTP/1.1\r\n\r\n", b"GET /healthz HTTP/1.1\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n",
                 b"POST /v1/predict HTTP/1.1\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello"]:
         [(s, h, b)] = parse_responses(raw(p, bad))
         assert s == 400, bad
