@@ -6,7 +6,7 @@ PYTHON := $(VENV)/bin/python
 HYDRA := .build/release/hydra
 THREADS ?= $(shell nproc)
 
-.PHONY: setup build demo serve test test-swift test-reference test-service bench clean
+.PHONY: setup build demo serve test test-swift test-reference test-service bench train train-smoke clean
 
 setup: $(VENV)/.installed
 
@@ -28,7 +28,7 @@ demo: build
 serve: build
 	$(HYDRA) serve
 
-test: build
+test: build train-smoke
 	$(SWIFT) test
 	HYDRA=$(HYDRA) $(PYTHON) -m pytest -q -p no:cacheprovider Tests/Reference Tests/Service
 
@@ -44,6 +44,22 @@ test-reference: build
 # Engine latency on a KITTI-sized frame (see `hydra bench --help`).
 bench: build
 	$(HYDRA) bench --size 1226x370 --threads $(THREADS) --runs 30 --postprocess
+
+# Generated street scenes and training (CPU): see training/README.md.
+TRAIN_DATA ?= out/scenes
+TRAIN_FRAMES ?= 2400
+TRAIN_MINUTES ?= 60
+train: build
+	/usr/bin/python3 training/scenes.py --out $(TRAIN_DATA)/train --count $(TRAIN_FRAMES) --start 100000 --width 621 --height 188
+	/usr/bin/python3 training/train.py --data $(TRAIN_DATA)/train --minutes $(TRAIN_MINUTES) --out out/model.ckpt --log training/logs/train.log
+	$(HYDRA) convert out/model.ckpt Sources/HydraEngine/Resources/default.safetensors --preset kitti --dtype f16 \
+		--description "trained on the project's generated street scenes (training/)"
+
+# A tiny generate + train run, so the scripts stay working (part of `make test`).
+train-smoke:
+	rm -rf out/smoke && /usr/bin/python3 training/scenes.py --out out/smoke --count 2 --width 160 --height 64
+	/usr/bin/python3 training/train.py --data out/smoke --out out/smoke/model.ckpt --log out/smoke/train.log --max-steps 2 --batch 2 --crop 96x48
+	$(HYDRA) convert out/smoke/model.ckpt out/smoke/model.safetensors --preset kitti
 
 clean:
 	rm -rf .build out $(VENV)

@@ -1,11 +1,37 @@
 import HydraWeights
 
-/// The built-in model: weights generated from a fixed seed, so the product runs out of the box
-/// with nothing downloaded. It is UNTRAINED: its outputs are structured noise, not perception.
-/// Convert the authors' published checkpoints (`hydra convert`) for real results.
+import Foundation
+
+/// The built-in model. The shipped one (`Resources/default.safetensors`, copied beside the binary as
+/// `Hydra_HydraEngine.resources/`) was trained by the project on its own generated street scenes
+/// (training/). If that file is missing, weights are generated from a fixed seed instead: UNTRAINED,
+/// structured noise, so the product still runs. Nothing is downloaded either way.
 public enum DefaultModel {
+    public static let resourceName = "default.safetensors"
+
+    /// Where the shipped weights are: $HYDRA_DEFAULT_MODEL, or the resource bundle beside the
+    /// executable (what `swift build` lays out), or nil.
+    public static var shippedPath: String? {
+        if let p = ProcessInfo.processInfo.environment["HYDRA_DEFAULT_MODEL"], !p.isEmpty { return p }
+        let exe = URL(fileURLWithPath: (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe"))
+            ?? CommandLine.arguments[0]).deletingLastPathComponent()
+        for dir in [exe, exe.deletingLastPathComponent()] {
+            let bundle = dir.appendingPathComponent("Hydra_HydraEngine.resources")
+            for p in [bundle.appendingPathComponent("Resources"), bundle].map({ $0.appendingPathComponent(resourceName).path }) {
+                if FileManager.default.fileExists(atPath: p) { return p }
+            }
+        }
+        return nil
+    }
+
+    /// The built-in model: the shipped trained weights, else the generated untrained ones.
+    public static func load() throws -> Model {
+        if let path = shippedPath { return try Model(safetensors: SafeTensorsFile(path: path)) }
+        return try untrained()
+    }
+
     public static let seed: UInt64 = 0x4859_4452_4120_0001
-    public static let description = "UNTRAINED built-in default: weights generated from a fixed seed "
+    public static let description = "UNTRAINED: weights generated from a fixed seed "
         + "(He-initialised convolutions, BatchNorm statistics drawn near identity); outputs are not meaningful. "
         + "Convert the authors' checkpoints with `hydra convert` for real predictions."
 
@@ -38,8 +64,8 @@ public enum DefaultModel {
         ModelInfo(preset: .kitti, description: description, trained: false)
     }
 
-    /// The built-in model, ready to replicate.
-    public static func load() throws -> Model {
+    /// Weights generated from the seed: deterministic, untrained (tests and the fallback).
+    public static func untrained() throws -> Model {
         try Model(source: parameters(), info: info())
     }
 }

@@ -19,6 +19,7 @@ struct ConvertCommand: ParsableCommand {
     @Argument(help: "Output safetensors file.") var output: String
     @Option(help: "Data set preset: kitti, nyud or nyudkitti (default: from the class count).") var preset: Preset?
     @Option(help: "Stored precision: f32 or f16.") var dtype: StoredType = .f32
+    @Option(help: "Where the weights come from, for the metadata (default: 'converted from FILE').") var description: String?
 
     enum StoredType: String, ExpressibleByArgument { case f32, f16 }
 
@@ -52,7 +53,8 @@ struct ConvertCommand: ParsableCommand {
             chosen = p
         }
         let name = URL(fileURLWithPath: input).lastPathComponent
-        let info = ModelInfo(preset: chosen, description: "converted from \(name) (\(contents.format.rawValue) format)", trained: true)
+        let info = ModelInfo(preset: chosen, description: description ?? "converted from \(name) (\(contents.format.rawValue) format)",
+                             trained: true)
 
         // Build the model once so NaNs or inconsistent metadata stop us before anything is written.
         let params = ParameterDictionary(byName.mapValues { ($0.shape, $0.values) })

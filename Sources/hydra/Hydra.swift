@@ -5,7 +5,7 @@ struct Hydra: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "hydra",
         abstract: "Joint semantic segmentation and depth (Nekrasov et al., ICRA 2019) on the CPU.",
-        subcommands: [ServeCommand.self, PredictCommand.self, ConvertCommand.self, BenchCommand.self]
+        subcommands: [ServeCommand.self, PredictCommand.self, ConvertCommand.self, BenchCommand.self, EvalCommand.self]
     )
 }
 

@@ -98,9 +98,13 @@ struct ServeCommand: ParsableCommand {
             logger.info("model loaded", metadata: ["model": "\(name)", "path": "\(path)"])
         }
         if loaded.isEmpty {
-            loaded.append(.init(name: "default", model: try DefaultModel.load()))
-            logger.warning("serving the built-in default model", metadata: ["model": "default", "trained": "false",
-                                                                              "note": "\(DefaultModel.description)"])
+            let model = try DefaultModel.load()
+            loaded.append(.init(name: "default", model: model))
+            if model.info.trained {
+                logger.info("serving the built-in default model", metadata: ["model": "default", "note": "\(model.info.description)"])
+            } else {
+                logger.warning("serving the built-in default model, UNTRAINED", metadata: ["model": "default", "note": "\(model.info.description)"])
+            }
         }
         let service = try HydraService(config: c, models: loaded, logger: logger, startedAt: started)
         let status: Int32

@@ -4,7 +4,7 @@ import XCTest
 @testable import HydraEngine
 
 final class EngineTests: XCTestCase {
-    static let model = try! DefaultModel.load()
+    static let model = try! DefaultModel.untrained()
 
     func image(_ w: Int, _ h: Int, seed: UInt64 = 1) -> [UInt8] {
         var rng = SplitMix64(seed: seed)
