@@ -41,9 +41,16 @@ test-swift: setup
 test-reference: build
 	HYDRA=$(HYDRA) $(PYTHON) -m pytest -q -p no:cacheprovider Tests/Reference
 
-# Engine latency on a KITTI-sized frame (see `hydra bench --help`).
-bench: build
+# Hydra vs ONNX Runtime, OpenVINO and PyTorch on the same weights -> benchmarks/RESULTS.md.
+BENCH_VENV := .venv-bench
+$(BENCH_VENV)/.installed: benchmarks/requirements.txt
+	@[ -x $(BENCH_VENV)/bin/python ] || /usr/bin/python3 -m venv --system-site-packages $(BENCH_VENV)
+	$(BENCH_VENV)/bin/pip install -q --disable-pip-version-check -r benchmarks/requirements.txt
+	@touch $@
+
+bench: build $(BENCH_VENV)/.installed
 	$(HYDRA) bench --size 1226x370 --threads $(THREADS) --runs 30 --postprocess
+	$(BENCH_VENV)/bin/python benchmarks/compare.py --hydra $(HYDRA)
 
 # Generated street scenes and training (CPU): see training/README.md.
 TRAIN_DATA ?= out/scenes

@@ -41,6 +41,7 @@ struct BenchCommand: ParsableCommand {
                 if i >= warmup { times.append(Date().timeIntervalSince(t0) * 1e3) }
             }
         }
+        let rawTimes = times
         let (median, p90) = Self.percentiles(&times)
         var post: [String: Double] = [:]
         if postprocess, let p = last {
@@ -59,7 +60,7 @@ struct BenchCommand: ParsableCommand {
         if json {
             let obj: [String: Any] = [
                 "width": w, "height": h, "threads": threads, "runs": runs, "median_ms": median, "p90_ms": p90,
-                "min_ms": times.first!, "max_ms": times.last!, "activation_bytes": replica.activationBytes,
+                "min_ms": times.first!, "max_ms": times.last!, "times_ms": rawTimes, "activation_bytes": replica.activationBytes,
                 "pack_seconds": packSeconds, "classes": model.architecture.numClasses, "kernels_isa": isa,
             ].merging(post) { a, _ in a }
             let data = try JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys])

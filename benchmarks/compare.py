@@ -1,0 +1,199 @@
+#!/usr/bin/env python3
+"""Hydra against ONNX Runtime, OpenVINO and PyTorch on the same weights, interleaved, one script.
+
+Builds a checkpoint of the official architecture (test reference, random weights with realistic
+BatchNorm statistics), converts it with `hydra convert` for Hydra and exports it to ONNX for the
+others. For every size and thread count, engines run in interleaved blocks (each block: a few
+timed runs of every engine) so machine noise hits all alike. Hydra's time includes its uint8 ->
+float preprocessing; the others get a ready float tensor. Writes benchmarks/RESULTS.md.
+
+    python benchmarks/compare.py --hydra .build/release/hydra [--runs 30] [--blocks 6]
+"""
+import argparse
+import datetime
+import json
+import os
+import pathlib
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+import torch
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "Tests" / "Reference"))
+from refinenet import MultiTaskRefineNet, randomise  # noqa: E402
+
+
+def conv_flops(model, w, h):
+    """2 x multiply-accumulates of every convolution at this input size."""
+    total = [0]
+
+    def hook(m, inp, out):
+        k = m.kernel_size[0] * m.kernel_size[1]
+        total[0] += 2 * out.numel() * (m.in_channels // m.groups) * k
+    hs = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
+    with torch.no_grad():
+        model(torch.zeros(1, 3, h, w))
+    for x in hs:
+        x.remove()
+    return total[0]
+
+
+def percentile(xs, q):
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(round((len(xs) - 1) * q)))]
+
+
+class Hydra:
+    name = "Hydra"
+
+    def __init__(self, exe, model, w, h, threads):
+        self.cmd = [exe, "bench", "--model", model, "--size", f"{w}x{h}", "--threads", str(threads), "--warmup", "2", "--json"]
+
+    def block(self, n):
+        p = subprocess.run(self.cmd + ["--runs", str(n)], capture_output=True, text=True, check=True)
+        return json.loads(p.stdout)["times_ms"]
+
+
+class Timed:
+    def block(self, n):
+        self.run()
+        times = []
+        for _ in range(n):
+            t0 = time.perf_counter()
+            self.run()
+            times.append((time.perf_counter() - t0) * 1e3)
+        return times
+
+
+class ORT(Timed):
+    name = "ONNX Runtime"
+
+    def __init__(self, onnx_path, x, threads):
+        import onnxruntime as ort
+        o = ort.SessionOptions()
+        o.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        o.intra_op_num_threads = threads
+        o.inter_op_num_threads = 1
+        o.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        self.s = ort.InferenceSession(str(onnx_path), o, providers=["CPUExecutionProvider"])
+        self.feed = {self.s.get_inputs()[0].name: x}
+
+    def run(self):
+        self.s.run(None, self.feed)
+
+
+class OpenVINO(Timed):
+    name = "OpenVINO"
+
+    def __init__(self, onnx_path, x, threads):
+        import openvino as ov
+        core = ov.Core()
+        self.c = core.compile_model(core.read_model(str(onnx_path)), "CPU",
+                                    {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": threads})
+        self.r = self.c.create_infer_request()
+        self.x = x
+
+    def run(self):
+        self.r.infer({0: self.x})
+
+
+class Torch(Timed):
+    name = "PyTorch"
+
+    def __init__(self, model, x, threads):
+        self.m, self.x, self.threads = model, torch.from_numpy(x), threads
+
+    def run(self):
+        torch.set_num_threads(self.threads)
+        with torch.no_grad():
+            self.m(self.x)
+
+
+def versions():
+    import onnxruntime
+    import openvino
+    cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), platform.processor())
+    flags = next((l for l in open("/proc/cpuinfo") if l.startswith("flags")), "")
+    return {"cpu": cpu, "cores": os.cpu_count(), "avx512f": "avx512f" in flags, "python": platform.python_version(),
+            "torch": torch.__version__, "onnxruntime": onnxruntime.__version__, "openvino": openvino.__version__,
+            "numpy": np.__version__}
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--hydra", default=str(ROOT / ".build/release/hydra"))
+    ap.add_argument("--runs", type=int, default=30, help="timed runs per engine and configuration")
+    ap.add_argument("--blocks", type=int, default=6, help="interleaved blocks the runs are split into")
+    ap.add_argument("--sizes", default="1226x370,640x480")
+    ap.add_argument("--threads", default="1,2")
+    ap.add_argument("--classes", type=int, default=6)
+    ap.add_argument("--out", default=str(ROOT / "benchmarks" / "RESULTS.md"))
+    a = ap.parse_args()
+    tmp = pathlib.Path(tempfile.mkdtemp(prefix="hydra-bench-"))
+    model = randomise(MultiTaskRefineNet(a.classes, False), seed=2019)
+    torch.save({"state_dict": model.state_dict()}, tmp / "m.ckpt")
+    subprocess.run([a.hydra, "convert", str(tmp / "m.ckpt"), str(tmp / "m.safetensors")], check=True, capture_output=True)
+    rows, raw = [], {}
+    per_block = max(1, a.runs // a.blocks)
+    for size in a.sizes.split(","):
+        w, h = map(int, size.split("x"))
+        onnx_path = tmp / f"m_{w}x{h}.onnx"
+        x = np.random.default_rng(0).standard_normal((1, 3, h, w)).astype(np.float32)
+        torch.onnx.export(model, torch.from_numpy(x), str(onnx_path), opset_version=13, input_names=["image"],
+                          output_names=["segm", "depth"])
+        flops = conv_flops(model, w, h)
+        for threads in map(int, a.threads.split(",")):
+            engines = [Hydra(a.hydra, str(tmp / "m.safetensors"), w, h, threads), ORT(onnx_path, x, threads),
+                       OpenVINO(onnx_path, x, threads), Torch(model, x, threads)]
+            times = {e.name: [] for e in engines}
+            for _ in range(a.blocks):
+                for e in engines:
+                    times[e.name] += e.block(per_block)
+            med = {k: statistics.median(v) for k, v in times.items()}
+            row = {"size": size, "threads": threads, "gflop": flops / 1e9}
+            for k, v in times.items():
+                row[k] = (med[k], percentile(v, 0.9), flops / (med[k] / 1e3) / 1e9)
+            row["hydra/ort"] = med["Hydra"] / med["ONNX Runtime"]
+            row["hydra/openvino"] = med["Hydra"] / med["OpenVINO"]
+            rows.append(row)
+            raw[f"{size} {threads}t"] = times
+            print(f"{size} {threads} thread(s): " + ", ".join(f"{k} {v[0]:.1f} ms (p90 {v[1]:.1f})" for k, v in row.items()
+                                                            if isinstance(v, tuple))
+                  + f"; Hydra/ORT {row['hydra/ort']:.2f}, Hydra/OpenVINO {row['hydra/openvino']:.2f}", flush=True)
+    write(a, rows, raw, versions(), per_block)
+
+
+def write(a, rows, raw, v, per_block):
+    names = ["Hydra", "ONNX Runtime", "OpenVINO", "PyTorch"]
+    lines = ["# Benchmark results", "",
+             "Generated by `make bench` (benchmarks/compare.py); do not edit by hand.", "",
+             f"- date: {datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds')}",
+             f"- machine: {v['cpu']}, {v['cores']} cores, AVX-512: {v['avx512f']}",
+             f"- versions: onnxruntime {v['onnxruntime']}, openvino {v['openvino']}, torch {v['torch']}, numpy {v['numpy']}, python {v['python']}",
+             f"- method: batch 1, same weights ({a.classes} classes, 2 heads), {a.blocks} interleaved blocks x {per_block} timed runs per engine "
+             "after warm-up; Hydra's time includes uint8 -> float preprocessing; ORT with all graph optimisations, "
+             "OpenVINO with the LATENCY hint; GFLOP/s = convolution FLOPs / median time.", "",
+             "| size | threads | GFLOP | " + " | ".join(f"{n} median / p90 ms (GFLOP/s)" for n in names) + " | Hydra/ORT | Hydra/OpenVINO |",
+             "|---|---|---|" + "---|" * len(names) + "---|---|"]
+    for r in rows:
+        cells = [f"{r[n][0]:.1f} / {r[n][1]:.1f} ({r[n][2]:.0f})" for n in names]
+        lines.append(f"| {r['size']} | {r['threads']} | {r['gflop']:.2f} | " + " | ".join(cells)
+                     + f" | {r['hydra/ort']:.2f} | {r['hydra/openvino']:.2f} |")
+    lines += ["", "## Raw times (ms)", ""]
+    for k, t in raw.items():
+        lines.append(f"### {k}")
+        for n in names:
+            lines.append(f"- {n}: " + ", ".join(f"{x:.1f}" for x in t[n]))
+        lines.append("")
+    pathlib.Path(a.out).write_text("\n".join(lines))
+    print(f"wrote {a.out}")
+
+
+if __name__ == "__main__":
+    main()
