@@ -6,7 +6,7 @@ PYTHON := $(VENV)/bin/python
 HYDRA := .build/release/hydra
 THREADS ?= $(shell nproc)
 
-.PHONY: setup build demo serve test test-swift test-reference test-service bench train train-smoke clean
+.PHONY: setup build demo serve test test-swift test-reference test-service bench loadtest train train-smoke clean
 
 setup: $(VENV)/.installed
 
@@ -51,6 +51,11 @@ $(BENCH_VENV)/.installed: benchmarks/requirements.txt
 bench: build $(BENCH_VENV)/.installed
 	$(HYDRA) bench --size 1226x370 --threads $(THREADS) --runs 30 --postprocess
 	$(BENCH_VENV)/bin/python benchmarks/compare.py --hydra $(HYDRA)
+
+# The running service under 1x, 2x and 4x its saturation rate (hey) -> benchmarks/LOADTEST.md.
+loadtest: build
+	@command -v hey >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq hey)
+	$(PYTHON) benchmarks/loadtest.py --hydra $(HYDRA)
 
 # Generated street scenes and training (CPU): see training/README.md.
 TRAIN_DATA ?= out/scenes

@@ -21,6 +21,8 @@ struct ServeCommand: ParsableCommand {
     @Option(help: "Port (HYDRA_PORT).") var port: Int?
     @Option(name: .customLong("model"), help: "NAME=PATH of a safetensors model, repeatable; the first is the default (HYDRA_MODELS).")
     var models: [String] = []
+    @Option(help: "Serve every NAME.safetensors in this folder when no --model is given (HYDRA_MODEL_DIR, e.g. a mounted /models).")
+    var modelDir: String?
     @Option(help: "Worker threads per model, each with a model replica (HYDRA_WORKERS).") var workers: Int?
     @Option(help: "Engine threads per worker (HYDRA_THREADS_PER_WORKER).") var threadsPerWorker: Int?
     @Option(help: "Requests that may wait per model before 503 (HYDRA_QUEUE_SIZE).") var queueSize: Int?
@@ -84,6 +86,13 @@ struct ServeCommand: ParsableCommand {
         var specs = models
         if specs.isEmpty, let list = env["HYDRA_MODELS"], !list.isEmpty {
             specs = list.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+        }
+        if specs.isEmpty, let dir = modelDir ?? env["HYDRA_MODEL_DIR"], !dir.isEmpty {
+            let files = (try? FileManager.default.contentsOfDirectory(atPath: dir)) ?? []
+            specs = files.filter { $0.hasSuffix(".safetensors") }.sorted().map {
+                "\(($0 as NSString).deletingPathExtension)=\((dir as NSString).appendingPathComponent($0))"
+            }
+            if specs.isEmpty { logger.info("no models in model directory; using the built-in default", metadata: ["dir": "\(dir)"]) }
         }
         var loaded: [HydraService.NamedModel] = []
         for spec in specs {
