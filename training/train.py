@@ -34,15 +34,19 @@ def colour_to_labels(rgb):
     return labels
 
 
-def load(data):
-    frames = sorted(p for p in pathlib.Path(data).glob("scene_[0-9]*.png"))
-    images, labels, depths = [], [], []
+def load(data, skip=()):
+    """Frames in `data` not in `skip` (whose ground truth is complete)."""
+    frames = sorted(p for p in pathlib.Path(data).glob("scene_[0-9]*.png") if p.name not in skip)
+    images, labels, depths, names = [], [], [], []
     for p in frames:
+        if not p.with_name(p.name.replace("scene_", "scene_depth_gt_")).exists():
+            continue  # still being written
+        names.append(p.name)
         stem = p.stem.split("_")[-1]
         images.append(cv2.cvtColor(cv2.imread(str(p)), cv2.COLOR_BGR2RGB))
         labels.append(colour_to_labels(cv2.cvtColor(cv2.imread(str(p.with_name(f"scene_segm_gt_{stem}.png"))), cv2.COLOR_BGR2RGB)))
         depths.append(cv2.imread(str(p.with_name(f"scene_depth_gt_{stem}.png")), cv2.IMREAD_UNCHANGED))
-    return images, labels, depths
+    return images, labels, depths, names
 
 
 def sample(rng, image, label, depth, crop_w, crop_h):
@@ -88,7 +92,8 @@ def main():
     torch.set_num_threads(a.threads)
     rng = np.random.default_rng(a.seed)
     crop_w, crop_h = map(int, a.crop.split("x"))
-    images, labels, depths = load(a.data)
+    images, labels, depths, names = load(a.data)
+    known = set(names)
     assert images, f"no scene_*.png frames in {a.data}"
     model = MultiTaskRefineNet(6, False)
     step = 0
@@ -136,6 +141,12 @@ def main():
         with torch.no_grad():
             acc = (seg.argmax(1) == y)[y != 255].float().mean().item()
         stats.append((loss_seg.item(), loss_depth.item(), acc))
+        if step % 300 == 0:  # frames still being generated join as they appear
+            more = load(a.data, known)
+            if more[3]:
+                images += more[0]; labels += more[1]; depths += more[2]
+                known.update(more[3])
+                say(f"# {len(images)} frames")
         if step % 25 == 0:
             s = np.mean(stats, 0)
             stats = []

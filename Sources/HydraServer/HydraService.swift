@@ -62,6 +62,7 @@ public final class HydraService: RequestHandler {
 
     enum Route {
         case health, ready, v2Live, v2Ready, v2Model(String), v2ModelReady(String), models, metrics, index
+        case asset(String)
         case predict(String)
 
         /// Label for metrics (no unbounded values).
@@ -76,6 +77,7 @@ public final class HydraService: RequestHandler {
             case .models: return "/v1/models"
             case .metrics: return "/metrics"
             case .index: return "/"
+            case .asset: return "/static"
             case .predict: return "/v1/predict"
             }
         }
@@ -93,6 +95,8 @@ public final class HydraService: RequestHandler {
         case ["healthz"]: return .health
         case ["readyz"]: return .ready
         case ["metrics"]: return .metrics
+        case ["static", "app.js"]: return .asset("app.js")
+        case ["static", "app.css"]: return .asset("app.css")
         case ["v1", "models"]: return .models
         case ["v1", "predict"]: return .predict(modelOrder[0])
         case let p where p.count == 4 && p[0] == "v1" && p[1] == "models" && p[3] == "predict": return .predict(p[2])
@@ -183,10 +187,10 @@ public final class HydraService: RequestHandler {
                 return .respond(HTTPResponse(status: 200, headers: [("Content-Type", "text/plain; version=0.0.4; charset=utf-8")],
                                              body: metrics.exposition()))
             case .index:
-                return .respond(.json(200, ["service": "hydra", "endpoints": [
-                    "POST /v1/predict", "POST /v1/models/{name}/predict", "GET /v1/models", "GET /healthz", "GET /readyz",
-                    "GET /metrics", "GET /v2/health/live", "GET /v2/health/ready", "GET /v2/models/{name}", "GET /v2/models/{name}/ready",
-                ]]))
+                return .respond(Self.page(WebPage.html, type: "text/html; charset=utf-8"))
+            case let .asset(name):
+                return .respond(name == "app.js" ? Self.page(WebPage.javascript, type: "text/javascript; charset=utf-8")
+                                                 : Self.page(WebPage.css, type: "text/css; charset=utf-8"))
             case let .predict(name):
                 let pool = try pool(name)
                 if server.draining { throw Problem(503, "the server is shutting down", headers: [("Retry-After", "\(config.retryAfter)")]) }
@@ -236,6 +240,19 @@ public final class HydraService: RequestHandler {
         metrics.inFlight.set(inFlight)
         metrics.queueDepth.set(pools.values.reduce(0) { $0 + $1.queued })
         metrics.busyWorkers.set(pools.values.reduce(0) { $0 + $1.busy })
+    }
+
+    /// The page and its assets, with headers that keep it self-contained and unframed.
+    static func page(_ text: String, type: String) -> HTTPResponse {
+        HTTPResponse(status: 200, headers: [
+            ("Content-Type", type),
+            ("Content-Security-Policy", "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' blob: data:; "
+                + "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"),
+            ("X-Content-Type-Options", "nosniff"),
+            ("X-Frame-Options", "DENY"),
+            ("Referrer-Policy", "no-referrer"),
+            ("Cache-Control", "no-cache"),
+        ], body: Array(text.utf8))
     }
 
     // MARK: model descriptions
