@@ -10,6 +10,40 @@ public enum OutputKind: String, Sendable, CaseIterable, Codable {
     public static let defaults: [OutputKind] = [.segmentation, .depth, .summary]
 }
 
+extension OutputKind {
+    /// Outputs from a comma-separated list ("segmentation,depth"); duplicates are dropped.
+    public static func parseList(_ list: String) throws -> [OutputKind] {
+        var kinds: [OutputKind] = []
+        for name in list.split(separator: ",").map({ $0.trimmingCharacters(in: .whitespaces).lowercased() }) where !name.isEmpty {
+            guard let k = OutputKind(rawValue: name) else {
+                throw RequestError("unknown output '\(name.prefix(40))'; choose from \(allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+            if !kinds.contains(k) { kinds.append(k) }
+        }
+        guard !kinds.isEmpty else { throw RequestError("outputs must name at least one output") }
+        return kinds
+    }
+}
+
+/// Class ids from a comma-separated list of class names (any case) or ids, checked against `names`.
+public func parseClassList(_ list: String, names: [String]) throws -> Set<Int> {
+    var ids = Set<Int>()
+    for item in list.split(separator: ",").map({ $0.trimmingCharacters(in: .whitespaces).lowercased() }) where !item.isEmpty {
+        if let i = Int(item), names.indices.contains(i) { ids.insert(i); continue }
+        guard let i = names.firstIndex(where: { $0.lowercased() == item }) else {
+            throw RequestError("unknown class '\(item.prefix(40))'; the model's classes are \(names.joined(separator: ", "))")
+        }
+        ids.insert(i)
+    }
+    return ids
+}
+
+/// A request option that does not fit the model or the formats; the message is for people.
+public struct RequestError: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ d: String) { description = d }
+}
+
 /// Everything that shapes the outputs of one request.
 public struct OutputRequest: Sendable {
     public var outputs: [OutputKind] = OutputKind.defaults

@@ -40,18 +40,10 @@ struct PredictParameters {
             }
             switch key {
             case "outputs":
-                var kinds: [OutputKind] = []
-                for name in value.split(separator: ",").map({ $0.trimmingCharacters(in: .whitespaces).lowercased() }) where !name.isEmpty {
-                    guard let k = OutputKind(rawValue: name) else {
-                        throw Problem(400, "unknown output '\(name.prefix(40))'; choose from \(OutputKind.allCases.map(\.rawValue).joined(separator: ", "))")
-                    }
-                    if !kinds.contains(k) { kinds.append(k) }
-                }
-                guard !kinds.isEmpty else { throw Problem(400, "outputs must name at least one output") }
-                if kinds.contains(.normals), !model.architecture.hasNormals {
+                do { request.outputs = try OutputKind.parseList(value) } catch { throw Problem(400, "\(error)") }
+                if request.outputs.contains(.normals), !model.architecture.hasNormals {
                     throw Problem(400, "normals need three-task weights; this model has two heads")
                 }
-                request.outputs = kinds
             case "depth_format": request.depthFormat = try choice(DepthFormat.self)
             case "depth_scale": request.png16Scale = try number(1e-3, 1e6)
             case "fx": request.fx = try number(1e-3, 1e6)
@@ -62,16 +54,9 @@ struct PredictParameters {
             case "min_depth": request.minDepth = Float(try number(0, 1e5))
             case "max_depth": request.maxDepth = Float(try number(1e-3, 1e5))
             case "drop_classes":
-                var ids = Set<Int>()
-                let names = model.info.classNames
-                for item in value.split(separator: ",").map({ $0.trimmingCharacters(in: .whitespaces).lowercased() }) where !item.isEmpty {
-                    if let i = Int(item), names.indices.contains(i) { ids.insert(i); continue }
-                    guard let i = names.firstIndex(where: { $0.lowercased() == item }) else {
-                        throw Problem(400, "unknown class '\(item.prefix(40))' in drop_classes; classes: \(names.joined(separator: ", "))")
-                    }
-                    ids.insert(i)
+                do { request.dropClasses = try parseClassList(value, names: model.info.classNames) } catch {
+                    throw Problem(400, "drop_classes: \(error)")
                 }
-                request.dropClasses = ids
             case "colour_by", "color_by": request.colouring = try choice(PointColouring.self)
             case "ply_format": request.plyEncoding = try choice(PLYWriter.Encoding.self)
             case "overlay_format":

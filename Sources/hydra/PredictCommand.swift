@@ -55,14 +55,7 @@ struct PredictCommand: ParsableCommand {
     }
 
     func parseOutputs() throws -> [OutputKind] {
-        var kinds: [OutputKind] = []
-        for name in outputs.split(separator: ",").map({ $0.trimmingCharacters(in: .whitespaces) }) where !name.isEmpty {
-            guard let k = OutputKind(rawValue: name) else {
-                throw ValidationError("unknown output '\(name)'; choose from \(OutputKind.allCases.map(\.rawValue).joined(separator: ", "))")
-            }
-            if !kinds.contains(k) { kinds.append(k) }
-        }
-        return kinds
+        do { return try OutputKind.parseList(outputs) } catch { throw ValidationError("\(error)") }
     }
 
     func run() throws {
@@ -80,7 +73,9 @@ struct PredictCommand: ParsableCommand {
         request.stride = stride
         request.minDepth = minDepth
         request.maxDepth = maxDepth
-        request.dropClasses = try ClassNames.parse(dropClasses, names: model.info.classNames)
+        do { request.dropClasses = try dropClasses.map { try parseClassList($0, names: model.info.classNames) } ?? [] } catch {
+            throw CLIError("--drop-classes: \(error)")
+        }
         request.colouring = colourBy
         request.plyEncoding = plyFormat
         request.overlayFormat = overlayFormat
@@ -140,22 +135,6 @@ struct PredictCommand: ParsableCommand {
         }
         return String(format: "%@: %dx%d, network %.1f ms -> %@", path, image.width, image.height, p.networkSeconds * 1e3,
                       written.isEmpty ? "raw outputs" : written.joined(separator: ", "))
-    }
-}
-
-enum ClassNames {
-    /// Class ids from a comma-separated list of names or ids.
-    static func parse(_ list: String?, names: [String]) throws -> Set<Int> {
-        guard let list else { return [] }
-        var ids = Set<Int>()
-        for item in list.split(separator: ",").map({ $0.trimmingCharacters(in: .whitespaces).lowercased() }) where !item.isEmpty {
-            if let i = Int(item), names.indices.contains(i) { ids.insert(i); continue }
-            guard let i = names.firstIndex(where: { $0.lowercased() == item }) else {
-                throw CLIError("unknown class '\(item)'; the model's classes are \(names.joined(separator: ", "))")
-            }
-            ids.insert(i)
-        }
-        return ids
     }
 }
 
