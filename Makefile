@@ -30,7 +30,7 @@ serve: build
 
 test: build train-smoke
 	$(SWIFT) test
-	HYDRA=$(HYDRA) $(PYTHON) -m pytest -q -p no:cacheprovider Tests/Reference Tests/Service
+	HYDRA=$(HYDRA) $(PYTHON) -m pytest -q -p no:cacheprovider Tests/Reference Tests/Service Tests/Deploy
 
 test-service: build
 	HYDRA=$(HYDRA) $(PYTHON) -m pytest -q -p no:cacheprovider Tests/Service
