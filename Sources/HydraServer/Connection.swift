@@ -143,6 +143,7 @@ final class Connection {
         s.on_header_value = { p, at, n in Connection.from(p!.pointee.data).headerValue(at!, n) }
         s.on_headers_complete = { p in Connection.from(p!.pointee.data).headersComplete() }
         s.on_body = { p, at, n in Connection.from(p!.pointee.data).bodyData(at!, n) }
+        s.on_chunk_header = { p in Connection.from(p!.pointee.data).chunkHeader() }
         s.on_message_complete = { p in Connection.from(p!.pointee.data).messageEnd() }
         return s
     }()
@@ -200,8 +201,21 @@ final class Connection {
         request.target = String(decoding: url, as: UTF8.self)
         request.keepAlive = http_should_keep_alive(parser) != 0
         requestID = Connection.requestID(from: request.header("X-Request-Id"))
+        if parser.pointee.http_major != 1 {
+            rejection = Problem(505, "HTTP/\(parser.pointee.http_major).\(parser.pointee.http_minor) is not supported; use HTTP/1.1")
+            return -1
+        }
+        if parser.pointee.http_minor >= 1, request.headers("Host").count != 1 {
+            rejection = Problem(400, "an HTTP/1.1 request needs exactly one Host header")
+            return -1
+        }
         let flags = parser.pointee.flags
         let chunked = flags & UInt32(F_CHUNKED.rawValue) != 0
+        if !request.headers("Transfer-Encoding").isEmpty, !chunked {
+            // RFC 9112 6.3: without chunked as the final coding a request body's length is unknowable.
+            rejection = Problem(400, "Transfer-Encoding without chunked as the final coding is not supported")
+            return -1
+        }
         let length: UInt64? = flags & UInt32(F_CONTENTLENGTH.rawValue) != 0 ? parser.pointee.content_length : nil
         if let problem = server.handler?.admit(request, contentLength: length, chunked: chunked) {
             rejection = problem
@@ -224,6 +238,16 @@ final class Connection {
             return 1
         }
         request.body += UnsafeRawBufferPointer(start: at, count: n)
+        return 0
+    }
+
+    /// A chunk's declared size is judged against the body limit before its bytes are read.
+    private func chunkHeader() -> Int32 {
+        let size = parser.pointee.content_length
+        if size > UInt64(server.config.maxBodyBytes - bodyBytes) {
+            rejection = Problem(413, "a chunk of \(size) bytes would take the request body past \(server.config.maxBodyBytes) bytes")
+            return 1
+        }
         return 0
     }
 

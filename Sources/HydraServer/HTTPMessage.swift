@@ -91,11 +91,13 @@ public struct HTTPResponse: Sendable {
         case 414: return "URI Too Long"
         case 415: return "Unsupported Media Type"
         case 422: return "Unprocessable Content"
+        case 417: return "Expectation Failed"
         case 431: return "Request Header Fields Too Large"
         case 500: return "Internal Server Error"
         case 501: return "Not Implemented"
         case 503: return "Service Unavailable"
         case 504: return "Gateway Timeout"
+        case 505: return "HTTP Version Not Supported"
         default: return "Status \(status)"
         }
     }

@@ -78,6 +78,14 @@ final class PredictPipeline {
         guard let boundary = parameter("boundary", in: contentType), !boundary.isEmpty, boundary.count <= 200 else {
             throw Problem(400, "multipart/form-data without a boundary parameter")
         }
+        // The parser skips what it cannot frame, so check the delimiters themselves.
+        let delimiter = Array("--\(boundary)".utf8)
+        guard body.starts(with: delimiter) || containsSubsequence(body, Array("\r\n--\(boundary)".utf8)) else {
+            throw Problem(400, "malformed multipart/form-data body: no part starts with the boundary '\(boundary.prefix(70))'")
+        }
+        guard containsSubsequence(body, delimiter + Array("--".utf8)) else {
+            throw Problem(400, "malformed multipart/form-data body: the closing boundary is missing (truncated body?)")
+        }
         var images: [[UInt8]] = []
         var fields: [String] = []
         var name: String?
@@ -104,6 +112,17 @@ final class PredictPipeline {
         }
         guard !images[0].isEmpty else { throw Problem(422, "the 'image' field is empty") }
         return images[0]
+    }
+
+    static func containsSubsequence(_ haystack: [UInt8], _ needle: [UInt8]) -> Bool {
+        guard !needle.isEmpty, haystack.count >= needle.count else { return false }
+        let first = needle[0]
+        var i = 0
+        while i <= haystack.count - needle.count {
+            if haystack[i] == first, haystack[i..<(i + needle.count)].elementsEqual(needle) { return true }
+            i += 1
+        }
+        return false
     }
 
     /// A parameter of a header value such as `form-data; name="image"` or `...; boundary=xyz`.
