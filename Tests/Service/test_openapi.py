@@ -23,7 +23,8 @@ def test_running_server_conforms_to_the_spec():
         exe = shutil.which("schemathesis", path=str(pathlib.Path(sys.executable).parent)) or "schemathesis"
         # positive_data_acceptance is left out: a schema cannot say "a decodable PNG", so schema-valid
         # random bytes are rightly refused (415/422).
-        p = subprocess.run([exe, "run", str(SPEC), "--url", f"http://127.0.0.1:{s.port}", "--max-examples", "25",
+        config = pathlib.Path(__file__).with_name("schemathesis.toml")
+        p = subprocess.run([exe, "--config-file", str(config), "run", str(SPEC), "--url", f"http://127.0.0.1:{s.port}", "--max-examples", "25",
                             "--exclude-checks", "positive_data_acceptance", "--seed", "2019", "--no-color"],
                            capture_output=True, text=True, timeout=600)
         print(p.stdout[-3000:])
