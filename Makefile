@@ -6,7 +6,7 @@ PYTHON := $(VENV)/bin/python
 HYDRA := .build/release/hydra
 THREADS ?= $(shell nproc)
 
-.PHONY: setup build demo serve test test-swift test-reference test-service bench loadtest train train-smoke clean
+.PHONY: setup build demo serve test test-swift test-reference test-service bench loadtest soak train train-smoke clean
 
 setup: $(VENV)/.installed
 
@@ -56,6 +56,12 @@ bench: build $(BENCH_VENV)/.installed
 loadtest: build
 	@command -v hey >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq hey)
 	$(PYTHON) benchmarks/loadtest.py --hydra $(HYDRA)
+
+# About 80 % of saturation for SOAK_MINUTES; RSS and fd slopes must stay flat.
+SOAK_MINUTES ?= 20
+soak: build
+	@command -v hey >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq hey)
+	$(PYTHON) benchmarks/soak.py --minutes $(SOAK_MINUTES) --hydra $(HYDRA)
 
 # Generated street scenes and training (CPU): see training/README.md.
 TRAIN_DATA ?= out/scenes
