@@ -1,3 +1,5 @@
+import Foundation
+
 /// Segmentation metrics from a confusion matrix accumulated over a data set (void pixels, 255,
 /// are ignored), as the paper reports them: mean IoU, pixel accuracy and per-class IoU.
 public struct SegmentationMetrics: Sendable {
@@ -59,7 +61,7 @@ public struct DepthMetrics: Sendable {
             let p = Double(min(max(predicted[i], 1e-3), maxDepth))
             let g = Double(t)
             se += (p - g) * (p - g)
-            let l = Foundation_log(p) - Foundation_log(g)
+            let l = log(p) - log(g)
             sle += l * l
             ar += abs(p - g) / g
             if max(p / g, g / p) < 1.25 { d1 += 1 }
@@ -79,9 +81,3 @@ public struct DepthMetrics: Sendable {
         return (rmse / k, logRMSE / k, absRel / k, delta1 / k)
     }
 }
-
-#if canImport(Glibc)
-import Glibc
-#endif
-
-@inline(__always) func Foundation_log(_ x: Double) -> Double { log(x) }
