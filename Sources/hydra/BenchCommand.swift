@@ -10,7 +10,7 @@ struct BenchCommand: ParsableCommand {
         abstract: "Time the engine (preprocessing + network) on a synthetic frame."
     )
 
-    @Option(help: "Model (safetensors). Default: the built-in model.") var model: String?
+    @Option(help: "Model (safetensors). Default: the built-in model; 'untrained': generated untrained weights.") var model: String?
     @Option(help: "Input size WxH.") var size: String = "1226x370"
     @Option(help: "Engine threads.") var threads: Int = ProcessInfo.processInfo.activeProcessorCount
     @Option(help: "Timed runs.") var runs: Int = 30

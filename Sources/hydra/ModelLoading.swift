@@ -4,9 +4,11 @@ import HydraImage
 import HydraWeights
 
 enum ModelLoading {
-    /// The model at `path`, or the built-in default when nil.
+    /// The model at `path`; the built-in default when nil; the generated untrained weights for
+    /// "untrained" (to compare a trained model against).
     static func load(_ path: String?) throws -> Model {
         guard let path else { return try DefaultModel.load() }
+        if path == "untrained" { return try DefaultModel.untrained() }
         do {
             return try Model(safetensors: SafeTensorsFile(path: path))
         } catch let e as WeightsError {
