@@ -1,3 +1,5 @@
+import Foundation
+
 /// The network as a straight-line list of steps over numbered tensors (NHWC, batch 1).
 /// Built once per model; shapes are fixed per input size by `Graph.shapes`.
 struct Graph: Sendable {
@@ -7,6 +9,8 @@ struct Graph: Sendable {
         case maxPool5(input: Int, output: Int)
         /// Depthwise 1x1 convolution: a per-channel scale.
         case scale(String, input: Int, output: Int, relu6: Bool)
+        /// 3x3 convolution with few outputs (the heads), by our own kernel: see `usesHeadKernel`.
+        case head(String, input: Int, output: Int)
         /// Bilinear, half-pixel centres (PyTorch align_corners=False), to the size of `like`.
         case resize(input: Int, like: Int, output: Int)
     }
@@ -47,10 +51,10 @@ struct Graph: Sendable {
         c = resize(conv("conv_adapt2", c, model), like: l[3]!)
         var d = add(conv("conv3", l[3]!, model), c, relu6: true)
         d = crp(d, 1, model)
-        segmentation = conv("segm", scale("pre_segm", d, relu6: true), model)
-        depth = conv("depth", scale("pre_depth", d, relu6: true), model)
+        segmentation = head("segm", scale("pre_segm", d, relu6: true), model)
+        depth = head("depth", scale("pre_depth", d, relu6: true), model)
         if model.architecture.hasNormals {
-            normals = conv("normal", scale("pre_normal", d, relu6: true), model)
+            normals = head("normal", scale("pre_normal", d, relu6: true), model)
         }
     }
 
@@ -62,6 +66,21 @@ struct Graph: Sendable {
     private mutating func conv(_ name: String, _ x: Int, _ model: Model) -> Int {
         let out = tensor(model.convs[name]!.outputChannels)
         steps.append(.conv(name, input: x, output: out))
+        return out
+    }
+
+    /// XNNPACK pads output channels to 16; for a head with fewer outputs than that the direct kernel
+    /// does the real work only.
+    static func usesHeadKernel(_ c: FoldedConv) -> Bool {
+        c.kernel == 3 && c.stride == 1 && c.groups == 1 && c.inputChannels % 16 == 0 && c.outputChannels < 16
+            && ProcessInfo.processInfo.environment["HYDRA_XNNPACK_HEADS"] == nil // for A/B benchmarks
+    }
+
+    private mutating func head(_ name: String, _ x: Int, _ model: Model) -> Int {
+        let c = model.convs[name]!
+        guard Self.usesHeadKernel(c) else { return conv(name, x, model) }
+        let out = tensor(c.outputChannels)
+        steps.append(.head(name, input: x, output: out))
         return out
     }
 
@@ -107,6 +126,7 @@ struct Graph: Sendable {
                 let pad = c.kernel / 2
                 s[out] = ((s[x].h + 2 * pad - c.kernel) / c.stride + 1, (s[x].w + 2 * pad - c.kernel) / c.stride + 1)
             case let .add(a, _, out, _): s[out] = s[a]
+            case let .head(_, x, out): s[out] = s[x]
             case let .maxPool5(x, out): s[out] = s[x]
             case let .scale(_, x, out, _): s[out] = s[x]
             case let .resize(_, like, out): s[out] = s[like]
@@ -124,6 +144,7 @@ struct Graph: Sendable {
             switch step {
             case let .conv(_, x, out): use(x, i); life[out].first = i
             case let .add(a, b, out, _): use(a, i); use(b, i); life[out].first = i
+            case let .head(_, x, out): use(x, i); life[out].first = i
             case let .maxPool5(x, out): use(x, i); life[out].first = i
             case let .scale(_, x, out, _): use(x, i); life[out].first = i
             case let .resize(x, _, out): use(x, i); life[out].first = i

@@ -105,7 +105,7 @@ public final class ModelReplica: @unchecked Sendable {
             status = xnn_create_add_nd_f32(relu6 ? 0 : -.infinity, relu6 ? 6 : .infinity, 0, &op)
         case .resize:
             return nil // created at setup: channels are known from the graph, see `setUp`
-        case .maxPool5, .scale:
+        case .maxPool5, .scale, .head:
             return nil
         }
         guard status == xnn_status_success else { throw EngineError.xnnpack("cannot create operator for \(step) (status \(status.rawValue))") }
@@ -152,7 +152,7 @@ public final class ModelReplica: @unchecked Sendable {
                 }
                 status = xnn_setup_resize_bilinear2d_nhwc_f32(operators[i], 1, shapes[x].h, shapes[x].w, shapes[out].h,
                                                                shapes[out].w, pointer(newPlan, x), pointer(newPlan, out), pool)
-            case .maxPool5, .scale:
+            case .maxPool5, .scale, .head:
                 continue
             }
             guard status == xnn_status_success else {
@@ -184,6 +184,14 @@ public final class ModelReplica: @unchecked Sendable {
                 guard s == xnn_status_success else { throw EngineError.xnnpack("step \(i) (\(step)) failed with status \(s.rawValue)") }
             case let .maxPool5(x, out):
                 hydra_maxpool5(pointer(plan, x), pointer(plan, out), plan.shapes[x].h, plan.shapes[x].w, graph.channels[x], pool)
+            case let .head(name, x, out):
+                let c = model.convs[name]!
+                c.weights.withUnsafeBufferPointer { w in
+                    (c.bias ?? []).withUnsafeBufferPointer { b in
+                        hydra_conv3x3_small(pointer(plan, x), plan.shapes[x].h, plan.shapes[x].w, c.inputChannels, w.baseAddress,
+                                            c.bias == nil ? nil : b.baseAddress, c.outputChannels, pointer(plan, out), pool)
+                    }
+                }
             case let .scale(name, x, out, relu6):
                 let scale = model.scales[name]!
                 scale.withUnsafeBufferPointer { s in

@@ -129,3 +129,77 @@ void hydra_channel_scale(const float *in, const float *scale, float *out, size_t
     scale_ctx s = { in, scale, out, channels, lo, hi };
     pthreadpool_parallelize_1d_tile_1d(pool, scale_tile, &s, pixels, SCALE_TILE, 0);
 }
+
+/* ---- 3x3 heads ---- */
+
+typedef struct {
+    const float *in, *w, *b, *zeros;
+    float *out;
+    size_t h, wd, c, o;
+} head_ctx;
+
+/* Blocks of 4 pixels x 4 outputs: each 16-lane weight load feeds four FMAs (one per pixel) and
+   each input load four (one per output), so the loop is bound by FMAs rather than by loads.
+   Taps outside the image read a row of zeros. Explicit vector types: each target clone lowers
+   them to its registers (1 zmm, 2 ymm or 4 xmm). */
+typedef float v16 __attribute__((vector_size(64)));
+enum { PIX = 4, OUTS = 4, LANES = 16 };
+
+/* Unaligned load into a vector variable, inside the cloned function (no vector-typed calls). */
+#define LOAD16(v, p) memcpy(&(v), (p), sizeof(v16))
+
+HYDRA_DISPATCH
+static void head_row(void *vctx, size_t y) {
+    const head_ctx *k = (const head_ctx *)vctx;
+    const size_t W = k->wd, C = k->c, O = k->o;
+    for (size_t x0 = 0; x0 < W; x0 += PIX) {
+        const size_t np = W - x0 < PIX ? W - x0 : PIX;
+        for (size_t o0 = 0; o0 < O; o0 += OUTS) {
+            const size_t no = O - o0 < OUTS ? O - o0 : OUTS;
+            v16 acc[PIX][OUTS];
+            memset(acc, 0, sizeof(acc));
+            for (int ky = 0; ky < 3; ky++) {
+                const long yy = (long)y + ky - 1;
+                if (yy < 0 || yy >= (long)k->h) continue;
+                for (int kx = 0; kx < 3; kx++) {
+                    const float *src[PIX], *wt[OUTS];
+                    for (size_t p = 0; p < PIX; p++) {
+                        const long xx = (long)(x0 + p) + kx - 1;
+                        src[p] = (p < np && xx >= 0 && xx < (long)W) ? k->in + ((size_t)yy * W + (size_t)xx) * C : k->zeros;
+                    }
+                    for (size_t j = 0; j < OUTS; j++) /* missing outputs repeat the first; their sums are dropped */
+                        wt[j] = k->w + (((o0 + (j < no ? j : 0)) * 3 + (size_t)ky) * 3 + (size_t)kx) * C;
+                    for (size_t i = 0; i < C; i += LANES) {
+                        v16 s0, s1, s2, s3, w;
+                        LOAD16(s0, src[0] + i); LOAD16(s1, src[1] + i); LOAD16(s2, src[2] + i); LOAD16(s3, src[3] + i);
+                        for (size_t j = 0; j < OUTS; j++) {
+                            LOAD16(w, wt[j] + i);
+                            acc[0][j] += s0 * w;
+                            acc[1][j] += s1 * w;
+                            acc[2][j] += s2 * w;
+                            acc[3][j] += s3 * w;
+                        }
+                    }
+                }
+            }
+            for (size_t p = 0; p < np; p++) {
+                float *dst = k->out + (y * W + x0 + p) * O;
+                for (size_t j = 0; j < no; j++) {
+                    float sum = k->b ? k->b[o0 + j] : 0.0f;
+                    for (int l = 0; l < LANES; l++) sum += acc[p][j][l];
+                    dst[o0 + j] = sum;
+                }
+            }
+        }
+    }
+}
+
+void hydra_conv3x3_small(const float *in, size_t height, size_t width, size_t channels,
+                         const float *weights, const float *bias, size_t out_channels,
+                         float *out, pthreadpool_t pool) {
+    float *zeros = (float *)calloc(channels, sizeof(float));
+    if (!zeros) abort();
+    head_ctx k = { in, weights, bias, zeros, out, height, width, channels, out_channels };
+    pthreadpool_parallelize_1d(pool, head_row, &k, height, 0);
+    free(zeros);
+}

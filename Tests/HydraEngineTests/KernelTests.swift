@@ -51,6 +51,28 @@ final class KernelTests: XCTestCase {
         }
     }
 
+    func testSmallOutput3x3ConvolutionMatchesDefinition() {
+        let pool = pthreadpool_create(2)
+        defer { pthreadpool_destroy(pool) }
+        var rng = SystemRandomNumberGenerator()
+        for (h, w, c, o) in [(1, 1, 16, 1), (3, 5, 32, 6), (7, 9, 64, 1), (4, 13, 256, 7), (6, 6, 16, 9)] {
+            let x = (0..<(h * w * c)).map { _ in Float.random(in: -1...1, using: &rng) }
+            let wt = (0..<(o * 9 * c)).map { _ in Float.random(in: -1...1, using: &rng) }
+            let b = (0..<o).map { _ in Float.random(in: -1...1, using: &rng) }
+            var out = [Float](repeating: .nan, count: h * w * o)
+            hydra_conv3x3_small(x, h, w, c, wt, b, o, &out, pool)
+            for yy in 0..<h { for xx in 0..<w { for k in 0..<o {
+                var want = Double(b[k])
+                for ky in 0..<3 { for kx in 0..<3 {
+                    let sy = yy + ky - 1, sx = xx + kx - 1
+                    guard sy >= 0, sy < h, sx >= 0, sx < w else { continue }
+                    for i in 0..<c { want += Double(x[(sy * w + sx) * c + i]) * Double(wt[((k * 3 + ky) * 3 + kx) * c + i]) }
+                } }
+                XCTAssertEqual(Double(out[(yy * w + xx) * o + k]), want, accuracy: 1e-3, "\(h)x\(w)x\(c)->\(o) at (\(xx),\(yy),\(k))")
+            } } }
+        }
+    }
+
     func testDispatchNamesAnInstructionSet() {
         XCTAssertTrue(["avx512f", "avx2", "generic"].contains(String(cString: hydra_kernels_isa())))
     }

@@ -21,6 +21,14 @@ void hydra_maxpool5(const float *in, float *out, size_t height, size_t width,
 void hydra_channel_scale(const float *in, const float *scale, float *out, size_t pixels,
                          size_t channels, float lo, float hi, pthreadpool_t pool);
 
+/* 3x3 convolution, stride 1, padding 1, for few output channels (the heads): out[y][x][o] =
+   bias[o] + sum over taps and input channels. weights are [out][ky][kx][in] (XNNPACK's order);
+   channels must be a multiple of 16. XNNPACK pads output channels to 16, which wastes up to 16x
+   on a 256 -> 1 head; this does only the work there is. */
+void hydra_conv3x3_small(const float *in, size_t height, size_t width, size_t channels,
+                         const float *weights, const float *bias, size_t out_channels,
+                         float *out, pthreadpool_t pool);
+
 /* Returns the instruction set the dispatcher picks on this CPU ("avx512f", "avx2", "generic"). */
 const char *hydra_kernels_isa(void);
 
