@@ -9,6 +9,8 @@ struct Graph: Sendable {
         case maxPool5(input: Int, output: Int)
         /// Depthwise 1x1 convolution: a per-channel scale.
         case scale(String, input: Int, output: Int, relu6: Bool)
+        /// A crp1 stage in one pass: top' = scale * maxpool5(top); x' = x + top'.
+        case crpScale(String, top: Int, x: Int, topOut: Int, xOut: Int)
         /// 3x3 convolution with few outputs (the heads), by our own kernel: see `usesHeadKernel`.
         case head(String, input: Int, output: Int)
         /// Bilinear, half-pixel centres (PyTorch align_corners=False), to the size of `like`.
@@ -105,6 +107,14 @@ struct Graph: Sendable {
     /// Chained residual pooling: top = x; 4 times: top = conv(pool(top)); x += top.
     private mutating func crp(_ x0: Int, _ n: Int, _ model: Model) -> Int {
         var x = x0, top = x0
+        if n == 1 {
+            for i in 1...4 {
+                let t = tensor(channels[top]), y = tensor(channels[x])
+                steps.append(.crpScale("crp1.0.\(i)_outvar_dimred", top: top, x: x, topOut: t, xOut: y))
+                (top, x) = (t, y)
+            }
+            return x
+        }
         for i in 1...4 {
             let pooled = tensor(channels[top])
             steps.append(.maxPool5(input: top, output: pooled))
@@ -127,6 +137,7 @@ struct Graph: Sendable {
                 s[out] = ((s[x].h + 2 * pad - c.kernel) / c.stride + 1, (s[x].w + 2 * pad - c.kernel) / c.stride + 1)
             case let .add(a, _, out, _): s[out] = s[a]
             case let .head(_, x, out): s[out] = s[x]
+            case let .crpScale(_, top, _, topOut, xOut): s[topOut] = s[top]; s[xOut] = s[top]
             case let .maxPool5(x, out): s[out] = s[x]
             case let .scale(_, x, out, _): s[out] = s[x]
             case let .resize(_, like, out): s[out] = s[like]
@@ -145,6 +156,7 @@ struct Graph: Sendable {
             case let .conv(_, x, out): use(x, i); life[out].first = i
             case let .add(a, b, out, _): use(a, i); use(b, i); life[out].first = i
             case let .head(_, x, out): use(x, i); life[out].first = i
+            case let .crpScale(_, top, x, topOut, xOut): use(top, i); use(x, i); life[topOut].first = i; life[xOut].first = i
             case let .maxPool5(x, out): use(x, i); life[out].first = i
             case let .scale(_, x, out, _): use(x, i); life[out].first = i
             case let .resize(x, _, out): use(x, i); life[out].first = i

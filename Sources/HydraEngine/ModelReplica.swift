@@ -105,7 +105,7 @@ public final class ModelReplica: @unchecked Sendable {
             status = xnn_create_add_nd_f32(relu6 ? 0 : -.infinity, relu6 ? 6 : .infinity, 0, &op)
         case .resize:
             return nil // created at setup: channels are known from the graph, see `setUp`
-        case .maxPool5, .scale, .head:
+        case .maxPool5, .scale, .head, .crpScale:
             return nil
         }
         guard status == xnn_status_success else { throw EngineError.xnnpack("cannot create operator for \(step) (status \(status.rawValue))") }
@@ -152,7 +152,7 @@ public final class ModelReplica: @unchecked Sendable {
                 }
                 status = xnn_setup_resize_bilinear2d_nhwc_f32(operators[i], 1, shapes[x].h, shapes[x].w, shapes[out].h,
                                                                shapes[out].w, pointer(newPlan, x), pointer(newPlan, out), pool)
-            case .maxPool5, .scale, .head:
+            case .maxPool5, .scale, .head, .crpScale:
                 continue
             }
             guard status == xnn_status_success else {
@@ -191,6 +191,11 @@ public final class ModelReplica: @unchecked Sendable {
                         hydra_conv3x3_small(pointer(plan, x), plan.shapes[x].h, plan.shapes[x].w, c.inputChannels, w.baseAddress,
                                             c.bias == nil ? nil : b.baseAddress, c.outputChannels, pointer(plan, out), pool)
                     }
+                }
+            case let .crpScale(name, top, x, topOut, xOut):
+                model.scales[name]!.withUnsafeBufferPointer { s in
+                    hydra_crp_scale_stage(pointer(plan, top), pointer(plan, x), s.baseAddress, pointer(plan, topOut),
+                                          pointer(plan, xOut), plan.shapes[top].h, plan.shapes[top].w, graph.channels[top], pool)
                 }
             case let .scale(name, x, out, relu6):
                 let scale = model.scales[name]!

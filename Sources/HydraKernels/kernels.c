@@ -55,6 +55,9 @@ typedef struct {
     const float *in;
     float *out;
     size_t h, w, c;
+    /* Optional fused epilogue (crp1): out *= scale; x_out = x + out. */
+    const float *scale, *x;
+    float *x_out;
 } pool_ctx;
 
 HYDRA_DISPATCH
@@ -87,13 +90,28 @@ static void pool_row(void *vctx, size_t y) {
         if (x >= 2)
             for (size_t i = 0; i < c; i++) d[i] = d[i] > prev2[i] ? d[i] : prev2[i];
         float *t = prev2; prev2 = prev1; prev1 = cur; cur = t;
+        if (p->scale) {
+            /* This pixel is final (later pixels only read the kept originals): finish the stage. */
+            const float *xs = p->x + (y * w + x) * c;
+            float *xo = p->x_out + (y * w + x) * c;
+            for (size_t i = 0; i < c; i++) {
+                d[i] *= p->scale[i];
+                xo[i] = xs[i] + d[i];
+            }
+        }
     }
     free(keep);
 }
 
+void hydra_crp_scale_stage(const float *top, const float *x, const float *scale, float *top_out, float *x_out,
+                           size_t height, size_t width, size_t channels, pthreadpool_t pool) {
+    pool_ctx p = { top, top_out, height, width, channels, scale, x, x_out };
+    pthreadpool_parallelize_1d(pool, pool_row, &p, height, 0);
+}
+
 void hydra_maxpool5(const float *in, float *out, size_t height, size_t width,
                     size_t channels, pthreadpool_t pool) {
-    pool_ctx p = { in, out, height, width, channels };
+    pool_ctx p = { in, out, height, width, channels, NULL, NULL, NULL };
     pthreadpool_parallelize_1d(pool, pool_row, &p, height, 0);
 }
 

@@ -17,6 +17,11 @@ void hydra_preprocess_rgb8(const uint8_t *rgb, size_t pixels, const float mean[3
 void hydra_maxpool5(const float *in, float *out, size_t height, size_t width,
                     size_t channels, pthreadpool_t pool);
 
+/* One stage of chained residual pooling whose convolution is a per-channel scale (crp1), in one
+   pass: top_out = scale * maxpool5(top); x_out = x + top_out. */
+void hydra_crp_scale_stage(const float *top, const float *x, const float *scale, float *top_out, float *x_out,
+                           size_t height, size_t width, size_t channels, pthreadpool_t pool);
+
 /* out[p][c] = clamp(in[p][c] * scale[c], lo, hi): a depthwise 1x1 convolution. */
 void hydra_channel_scale(const float *in, const float *scale, float *out, size_t pixels,
                          size_t channels, float lo, float hi, pthreadpool_t pool);
