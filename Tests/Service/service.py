@@ -2,7 +2,6 @@
 import json
 import os
 import pathlib
-import select
 import signal
 import socket
 import subprocess
@@ -24,40 +23,27 @@ class Server:
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=e)
         self.log = []
         self.port = None
-        deadline = time.time() + 30
-        while time.time() < deadline and self.port is None:
-            line = self._line(deadline - time.time())
-            if line is None:
-                break
-            if line.get("msg") == "ready":
-                self.port = int(line["address"].rsplit(":", 1)[1])
-        if self.port is None:
-            self.proc.kill()
-            raise RuntimeError("server did not become ready:\n" + "\n".join(map(str, self.log)) + self.proc.stderr.read().decode())
-        # Keep draining the log pipe: a full pipe would block the server's writes.
+        self._ready = threading.Event()
+        # A thread reads the log from the start: select() on a buffered pipe misses lines already
+        # in Python's buffer, and a full pipe would block the server's writes.
         self._reader = threading.Thread(target=self._drain, daemon=True)
         self._reader.start()
+        if not self._ready.wait(30) or self.port is None:
+            self.proc.kill()
+            self._reader.join(5)
+            raise RuntimeError("server did not become ready:\n" + "\n".join(map(str, self.log)))
 
     def _drain(self):
         for raw in self.proc.stderr:
             try:
-                self.log.append(json.loads(raw))
+                entry = json.loads(raw)
             except ValueError:
-                self.log.append({"raw": raw.decode(errors="replace")})
-
-    def _line(self, timeout):
-        r, _, _ = select.select([self.proc.stderr], [], [], max(0, timeout))
-        if not r:
-            return None
-        raw = self.proc.stderr.readline()
-        if not raw:
-            return None
-        try:
-            entry = json.loads(raw)
-        except ValueError:
-            entry = {"raw": raw.decode(errors="replace")}
-        self.log.append(entry)
-        return entry
+                entry = {"raw": raw.decode(errors="replace")}
+            self.log.append(entry)
+            if entry.get("msg") == "ready" and self.port is None:
+                self.port = int(entry["address"].rsplit(":", 1)[1])
+                self._ready.set()
+        self._ready.set()  # the process ended
 
     def logs(self):
         """Log lines so far."""
