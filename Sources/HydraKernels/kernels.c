@@ -23,29 +23,31 @@ const char *hydra_kernels_isa(void) {
 typedef struct {
     const uint8_t *rgb;
     float *out;
-    float scale[3], shift[3];
+    float lut[3][256];
 } pre_ctx;
 
 enum { PRE_TILE = 4096 };
 
-HYDRA_DISPATCH
 static void pre_tile(void *vctx, size_t start, size_t count) {
     const pre_ctx *c = (const pre_ctx *)vctx;
     const uint8_t *src = c->rgb + start * 3;
     float *dst = c->out + start * 3;
-    const float s0 = c->scale[0], s1 = c->scale[1], s2 = c->scale[2];
-    const float t0 = c->shift[0], t1 = c->shift[1], t2 = c->shift[2];
     for (size_t i = 0; i < count; i++) {
-        dst[3 * i + 0] = ((float)src[3 * i + 0] / 255.0f - t0) / s0;
-        dst[3 * i + 1] = ((float)src[3 * i + 1] / 255.0f - t1) / s1;
-        dst[3 * i + 2] = ((float)src[3 * i + 2] / 255.0f - t2) / s2;
+        dst[3 * i + 0] = c->lut[0][src[3 * i + 0]];
+        dst[3 * i + 1] = c->lut[1][src[3 * i + 1]];
+        dst[3 * i + 2] = c->lut[2][src[3 * i + 2]];
     }
 }
 
 void hydra_preprocess_rgb8(const uint8_t *rgb, size_t pixels, const float mean[3],
                            const float std[3], float *out, pthreadpool_t pool) {
-    /* Same arithmetic as the reference ((x / 255 - mean) / std) so parity is exact to rounding. */
-    pre_ctx c = { rgb, out, { std[0], std[1], std[2] }, { mean[0], mean[1], mean[2] } };
+    /* A table per channel, computed with the reference's arithmetic ((x / 255 - mean) / std), so
+       the result is bit-identical to computing it per pixel. */
+    pre_ctx c;
+    c.rgb = rgb;
+    c.out = out;
+    for (int ch = 0; ch < 3; ch++)
+        for (int v = 0; v < 256; v++) c.lut[ch][v] = ((float)v / 255.0f - mean[ch]) / std[ch];
     pthreadpool_parallelize_1d_tile_1d(pool, pre_tile, &c, pixels, PRE_TILE, 0);
 }
 
