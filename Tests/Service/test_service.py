@@ -360,3 +360,28 @@ def test_bad_model_at_start_is_a_clear_error(spec, message):
     with pytest.raises(RuntimeError) as e:
         Server("--model", spec)
     assert message in str(e.value)
+
+
+def test_several_models_each_with_their_replicas(server_factory, tmp_path):
+    import subprocess
+    import sys
+    import torch
+    from service import HYDRA, ROOT
+    sys.path.insert(0, str(ROOT / "Tests" / "Reference"))
+    from refinenet import MultiTaskRefineNet, randomise
+    model = randomise(MultiTaskRefineNet(40, True), seed=5, calibrate_size=(96, 64))
+    torch.save({"state_dict": model.state_dict()}, tmp_path / "nyud.ckpt")
+    subprocess.run([str(HYDRA), "convert", str(tmp_path / "nyud.ckpt"), str(tmp_path / "nyud.safetensors")], check=True,
+                   capture_output=True)
+    s = server_factory("--model", "kitti=untrained", "--model", f"indoor={tmp_path / 'nyud.safetensors'}")
+    models = json.loads(get(s.port, "/v1/models")[2])["models"]
+    assert [(m["name"], m["default"], m["preset"], len(m["classes"]), m["heads"][-1]) for m in models] == [
+        ("kitti", True, "kitti", 6, "depth"), ("indoor", False, "nyud", 40, "normals")]
+    st, h, b = post(s.port, "/v1/models/indoor/predict?outputs=segmentation,normals", FRAME)
+    assert st == 200 and h["x-model"] == "indoor"
+    names = [p[0]["content-disposition"].split('name="')[1].split('"')[0] for p in split_multipart(h["content-type"], b)]
+    assert names == ["segmentation", "normals", "normals_image"]
+    assert len(Image.open(io.BytesIO(split_multipart(h["content-type"], b)[0][1])).getpalette()) // 3 >= 40
+    st, h, b = post(s.port, "/v1/predict?outputs=segmentation", FRAME)
+    assert st == 200 and h["x-model"] == "kitti"
+    problem(*post(s.port, "/v1/models/kitti/predict?outputs=normals", FRAME), 400)
