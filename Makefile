@@ -21,7 +21,7 @@ build: setup
 
 # Runs the built-in default model on the example frame.
 demo: build
-	$(HYDRA) predict --outputs segmentation,depth,pointcloud,overlay,summary --out out/demo examples/street.png
+	$(HYDRA) predict --outputs segmentation,depth,pointcloud,overlay,summary --depth-format colour --out out/demo examples/scene.jpg
 	@ls -l out/demo
 
 # Runs the service on the built-in default model (or HYDRA_MODELS=name=path,...) on port 8080.
