@@ -44,6 +44,8 @@ final class HTTPServer {
     private var stopped = false
     private let completedLock = NSLock()
     private var completed: [Job] = []
+    /// False once the async handle is closed (a drain that timed out may leave workers running).
+    private var asyncOpen = true
     /// Port actually bound (useful with port 0).
     private(set) var boundPort = 0
 
@@ -64,8 +66,9 @@ final class HTTPServer {
     /// Thread-safe: a worker hands a finished job back to the loop.
     func complete(_ job: Job) {
         completedLock.lock()
+        defer { completedLock.unlock() }
+        guard asyncOpen else { return }
         completed.append(job)
-        completedLock.unlock()
         uv_async_send(async)
     }
 
@@ -215,7 +218,10 @@ final class HTTPServer {
         if let t = drainTimer { UV.close(t); drainTimer = nil }
         if let p = drainCheck { UV.close(p); drainCheck = nil }
         if let l = listener { UV.close(l); listener = nil }
+        completedLock.lock()
+        asyncOpen = false
         UV.close(async)
+        completedLock.unlock()
         uv_stop(loop)
     }
 }
