@@ -60,7 +60,7 @@ def main():
              "| server | offered | rate (req/s) | throughput (req/s) | p50 ms | p95 ms | p99 ms | 503 rate | other errors |",
              "|---|---|---|---|---|---|---|---|---|"]
     for flags in (["--workers", "1", "--threads-per-worker", "2"], ["--workers", "2", "--threads-per-worker", "1"]):
-        s = Server(*flags, "--queue-size", "4")
+        s = Server(*flags)  # default queue: one waiting request per worker
         label = " ".join(flags)
         try:
             hey(s.port, a.frame, 3, 2)  # warm-up

@@ -36,7 +36,7 @@ def main():
     ap.add_argument("--sample-seconds", type=float, default=10)
     ap.add_argument("--max-rss-slope-kib-per-min", type=float, default=256)
     a = ap.parse_args()
-    s = Server("--workers", "1", "--threads-per-worker", "2", "--queue-size", "4")
+    s = Server("--workers", "1", "--threads-per-worker", "2")
     try:
         hey(s.port, a.frame, 3, 2)
         sat = hey(s.port, a.frame, 10, 4)["throughput"]

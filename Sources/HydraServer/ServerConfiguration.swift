@@ -7,7 +7,7 @@ public struct ServerConfiguration: Sendable {
     /// XNNPACK threads inside each worker.
     public var threadsPerWorker = 2
     /// Jobs that may wait per model; a full queue answers 503 at once.
-    public var queueSize = 4
+    public var queueSize = 1
     public var maxBodyBytes = 32 << 20
     public var maxHeaderBytes = 16 << 10
     public var maxPixels = 20_000_000

@@ -25,7 +25,7 @@ struct ServeCommand: ParsableCommand {
     var modelDir: String?
     @Option(help: "Worker threads per model, each with a model replica (HYDRA_WORKERS).") var workers: Int?
     @Option(help: "Engine threads per worker (HYDRA_THREADS_PER_WORKER).") var threadsPerWorker: Int?
-    @Option(help: "Requests that may wait per model before 503 (HYDRA_QUEUE_SIZE).") var queueSize: Int?
+    @Option(help: "Requests that may wait per model before 503; default: one per worker (HYDRA_QUEUE_SIZE).") var queueSize: Int?
     @Option(help: "Largest request body in MiB (HYDRA_MAX_BODY_MB).") var maxBodyMb: Int?
     @Option(help: "Largest image in pixels (HYDRA_MAX_PIXELS).") var maxPixels: Int?
     @Option(help: "Largest request line + headers in bytes (HYDRA_MAX_HEADER_BYTES).") var maxHeaderBytes: Int?
@@ -53,7 +53,9 @@ struct ServeCommand: ParsableCommand {
         c.port = try pick(port, "PORT", c.port)
         c.workers = try pick(workers, "WORKERS", c.workers)
         c.threadsPerWorker = try pick(threadsPerWorker, "THREADS_PER_WORKER", c.threadsPerWorker)
-        c.queueSize = try pick(queueSize, "QUEUE_SIZE", c.queueSize)
+        // One waiting request per worker by default: an admitted request then waits at most about one
+        // service time, so latency stays bounded under overload and the excess gets 503 at once.
+        c.queueSize = try pick(queueSize, "QUEUE_SIZE", c.workers)
         c.maxBodyBytes = try pick(maxBodyMb, "MAX_BODY_MB", c.maxBodyBytes >> 20) << 20
         c.maxPixels = try pick(maxPixels, "MAX_PIXELS", c.maxPixels)
         c.maxHeaderBytes = try pick(maxHeaderBytes, "MAX_HEADER_BYTES", c.maxHeaderBytes)
