@@ -33,7 +33,8 @@ let package = Package(
         .target(name: "HydraWeights", dependencies: [
             .product(name: "ZIPFoundation", package: "ZIPFoundation"),
         ]),
-        .target(name: "HydraEngine", dependencies: ["CXNNPACK", "HydraKernels", "HydraWeights"]),
+        .target(name: "HydraEngine", dependencies: ["CXNNPACK", "HydraKernels", "HydraWeights"],
+                resources: [.copy("Resources")]),
         .target(name: "HydraOutputs", dependencies: ["HydraEngine", "HydraImage", "HydraKernels", "CXNNPACK"]),
         .target(name: "HydraServer", dependencies: [
             "CLibUV", "CHTTPParser", "HydraImage", "HydraEngine", "HydraOutputs", "HydraWeights",

@@ -66,7 +66,7 @@ def test_probes_and_models(server):
         assert get(server.port, path)[0] == 200, path
     s, h, b = get(server.port, "/v1/models")
     m = json.loads(b)["models"][0]
-    assert m["name"] == "default" and m["default"] and m["preset"] == "kitti" and m["trained"] is False
+    assert m["name"] == "default" and m["default"] and m["preset"] == "kitti" and m["trained"] is True
     assert [c["name"] for c in m["classes"]] == ["sky", "building", "road", "sidewalk", "vegetation", "car"]
     assert m["classes"][2]["colour"] == [128, 64, 128]
     s, h, b = get(server.port, "/v2/models/default")
