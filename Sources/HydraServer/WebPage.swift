@@ -103,7 +103,7 @@ canvas { width: 100%; height: auto; display: block; background: #0b0e11; border-
 "use strict";
 // Hydra's page: every URL is relative, so the page works behind a path prefix.
 const $ = (id) => document.getElementById(id);
-const state = { models: [], file: null, cloud: null, yaw: 0.6, pitch: 0.35, dist: 1 };
+const state = { models: [], file: null, cloud: null, yaw: 0.25, pitch: 0.3, dist: 1 };
 const RAMP = [[200, 30, 30], [240, 120, 40], [250, 220, 80], [120, 200, 160], [60, 120, 200], [40, 40, 120]];
 
 function showError(message) {
@@ -276,7 +276,7 @@ function setupCloud(cloud) {
   const posBuf = buffer(cloud.pos, "p");
   const colours = { image: buffer(cloud.rgb, "c"), class: buffer(classColours, "c") };
   state.cloud = { gl, prog, posBuf, colours, centre: [cx, cy, cz], radius, count: cloud.count };
-  state.dist = radius * 1.6;
+  state.dist = radius * 0.9; // start just behind the camera, looking down the scene
   render();
 }
 
