@@ -70,8 +70,9 @@ TRAIN_MINUTES ?= 60
 train: build
 	/usr/bin/python3 training/scenes.py --out $(TRAIN_DATA)/train --count $(TRAIN_FRAMES) --start 100000 --width 621 --height 188
 	/usr/bin/python3 training/train.py --data $(TRAIN_DATA)/train --minutes $(TRAIN_MINUTES) --out out/model.ckpt --log training/logs/train.log
-	$(HYDRA) convert out/model.ckpt Sources/HydraEngine/Resources/default.safetensors --preset kitti --dtype f16 \
-		--description "trained on the project's generated street scenes (training/)"
+	/usr/bin/python3 training/calibrate_depth.py out/model.ckpt out/model-fullres.ckpt --train-width 621 --target-width 1242
+	$(HYDRA) convert out/model-fullres.ckpt Sources/HydraEngine/Resources/default.safetensors --preset kitti \
+		--description "trained by the project on its own generated street scenes (training/), depth head calibrated to full-resolution KITTI"
 
 # A tiny generate + train run, so the scripts stay working (part of `make test`).
 train-smoke:
