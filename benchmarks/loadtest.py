@@ -26,12 +26,22 @@ from service import Server  # noqa: E402
 
 
 def hey(port, frame, seconds, workers, rate_per_worker=None, query="outputs=segmentation,depth"):
-    cmd = ["hey", "-z", f"{seconds}s", "-c", str(workers), "-m", "POST", "-T", "image/png", "-D", str(frame),
-           "-t", "60", "-o", "csv"]
+    """Closed loop with `workers` clients, or, with a rate, `workers` single-client hey processes
+    started 1/rate apart: hey's own -q fires all its workers on the same tick, which would turn an
+    offered rate into synchronised bursts."""
+    url = f"http://127.0.0.1:{port}/v1/predict?{query}"
+    base = ["hey", "-z", f"{seconds}s", "-m", "POST", "-T", "image/png", "-D", str(frame), "-t", "60", "-o", "csv"]
     if rate_per_worker:
-        cmd += ["-q", f"{rate_per_worker:.3f}"]
-    out = subprocess.run(cmd + [f"http://127.0.0.1:{port}/v1/predict?{query}"], capture_output=True, text=True,
-                         timeout=seconds + 120).stdout
+        procs = []
+        for i in range(workers):
+            procs.append(subprocess.Popen(base + ["-c", "1", "-q", f"{rate_per_worker:.4f}", url],
+                                          stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True))
+            time.sleep(1.0 / (rate_per_worker * workers))
+        out = "".join(p.communicate(timeout=seconds + 120)[0] if i == 0 else
+                      "\n".join(p.communicate(timeout=seconds + 120)[0].splitlines()[1:]) + "\n"
+                      for i, p in enumerate(procs))
+    else:
+        out = subprocess.run(base + ["-c", str(workers), url], capture_output=True, text=True, timeout=seconds + 120).stdout
     rows = list(csv.DictReader(io.StringIO(out)))
     ok = [float(r["response-time"]) * 1000 for r in rows if r["status-code"] == "200"]
     codes = {}
@@ -73,7 +83,7 @@ def main():
             lines.append(f"| {label} | closed loop, 4 clients (saturation) | - | {sat['throughput']:.2f} | {sat['p50']:.1f} | "
                          f"{sat['p95']:.1f} | {sat['p99']:.1f} | {sat['rate_503']:.1%} | {sat['errors']} |")
             for m in (1, 2, 4):
-                workers = 32
+                workers = 16
                 r = hey(s.port, a.frame, a.seconds, workers, rate_per_worker=m * rate / workers)
                 print(f"  {m}x ({m * rate:.1f} req/s): throughput {r['throughput']:.2f}, p50 {r['p50']:.1f} ms, "
                       f"p99 {r['p99']:.1f} ms, 503 {r['rate_503']:.1%}, other errors {r['errors']} {r['codes']}", flush=True)
