@@ -173,10 +173,10 @@ public final class ModelReplica: @unchecked Sendable {
         precondition(rgb.count >= width * height * 3, "run: pixel buffer smaller than width x height x 3")
         try setUp(height: height, width: width)
         let plan = plan!
-        let t0 = Clock.now()
+        let t0 = MonotonicClock.now()
         var mean: [Float] = [0.485, 0.456, 0.406], std: [Float] = [0.229, 0.224, 0.225]
         hydra_preprocess_rgb8(rgb.baseAddress, width * height, &mean, &std, pointer(plan, graph.input), pool)
-        let t1 = Clock.now()
+        let t1 = MonotonicClock.now()
         for (i, step) in graph.steps.enumerated() {
             switch step {
             case .conv, .add, .resize:
@@ -205,7 +205,7 @@ public final class ModelReplica: @unchecked Sendable {
                 }
             }
         }
-        let t2 = Clock.now()
+        let t2 = MonotonicClock.now()
         let (h, w) = plan.shapes[graph.segmentation]
         var p = Prediction(height: h, width: w, numClasses: model.architecture.numClasses,
                            logits: planar(graph.segmentation, plan), depth: planar(graph.depth, plan),
@@ -231,9 +231,9 @@ public final class ModelReplica: @unchecked Sendable {
     }
 }
 
-/// Monotonic seconds.
-enum Clock {
-    static func now() -> Double {
+/// Monotonic seconds, for stage timings.
+public enum MonotonicClock {
+    public static func now() -> Double {
         var ts = timespec()
         clock_gettime(CLOCK_MONOTONIC, &ts)
         return Double(ts.tv_sec) + Double(ts.tv_nsec) * 1e-9

@@ -3,16 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#if defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define HYDRA_NO_CLONES 1 /* ifunc resolvers run before the TSan runtime is up and crash in it */
-#endif
-#endif
-#if defined(__x86_64__) && defined(__clang__) && !defined(HYDRA_NO_CLONES)
-#define HYDRA_DISPATCH __attribute__((target_clones("avx512f", "avx2", "default")))
-#else
-#define HYDRA_DISPATCH
-#endif
+#include "dispatch.h"
 
 const char *hydra_kernels_isa(void) {
 #if defined(__x86_64__)

@@ -2,16 +2,7 @@
 #include <math.h>
 #include <stdlib.h>
 
-#if defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define HYDRA_NO_CLONES 1 /* ifunc resolvers run before the TSan runtime is up and crash in it */
-#endif
-#endif
-#if defined(__x86_64__) && defined(__clang__) && !defined(HYDRA_NO_CLONES)
-#define HYDRA_DISPATCH __attribute__((target_clones("avx512f", "avx2", "default")))
-#else
-#define HYDRA_DISPATCH
-#endif
+#include "dispatch.h"
 
 static size_t clampi(long v, size_t n) { return v < 0 ? 0 : ((size_t)v >= n ? n - 1 : (size_t)v); }
 

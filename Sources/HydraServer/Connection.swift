@@ -1,6 +1,7 @@
 import CHTTPParser
 import CLibUV
 import Foundation
+import HydraEngine
 
 /// One client socket: parses requests with http-parser, enforces the limits, serves one request
 /// at a time in order (pipelined requests wait in `pending`), and owns its timer. Loop thread only.

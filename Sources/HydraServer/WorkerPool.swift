@@ -132,11 +132,3 @@ final class WorkerPool: @unchecked Sendable {
         if job.cancelled { job.outcome = "discarded" }
     }
 }
-
-public enum MonotonicClock {
-    public static func now() -> Double {
-        var ts = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &ts)
-        return Double(ts.tv_sec) + Double(ts.tv_nsec) * 1e-9
-    }
-}
