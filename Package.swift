@@ -43,6 +43,9 @@ let package = Package(
             .product(name: "Metrics", package: "swift-metrics"),
             .product(name: "Prometheus", package: "swift-prometheus"),
         ]),
+        // Untrusted-input paths as functions of bytes, for libFuzzer and the regression tests.
+        .target(name: "HydraFuzz", dependencies: ["HydraEngine", "HydraImage", "HydraServer", "HydraWeights"]),
+        .executableTarget(name: "hydra-fuzz", dependencies: ["HydraFuzz"]),
         .executableTarget(name: "hydra", dependencies: [
             "HydraImage", "HydraWeights", "HydraEngine", "HydraOutputs", "HydraServer",
             .product(name: "Logging", package: "swift-log"),

@@ -1,4 +1,3 @@
-import CHTTPParser
 import CLibUV
 import Foundation
 import HydraEngine
@@ -12,7 +11,6 @@ final class Connection {
     unowned let server: HTTPServer
     private let tcp: UnsafeMutablePointer<uv_tcp_t>
     private let timer: UnsafeMutablePointer<uv_timer_t>
-    private let parser: UnsafeMutablePointer<http_parser>
     private var state = State.idle
     private var openHandles = 2
     private var readBuffer = [UInt8](repeating: 0, count: 65536)
@@ -20,16 +18,9 @@ final class Connection {
     private var pending: [UInt8] = []
     private var reading = false
 
-    // The request being parsed.
+    private let reader: RequestReader
+    /// The request being served (or refused).
     private var request = HTTPRequest(method: "", target: "")
-    private var url: [UInt8] = []
-    private var field: [UInt8] = []
-    private var value: [UInt8] = []
-    private var inValue = false
-    private var headerBytes = 0
-    private var bodyBytes = 0
-    private var rejection: Problem?
-    private var messageComplete = false
     private var requestStart = 0.0
     private var requestID = ""
 
@@ -44,15 +35,13 @@ final class Connection {
         self.server = server
         timer = UV.allocate(uv_timer_t.self)
         uv_timer_init(server.loop, timer)
-        parser = UV.allocate(http_parser.self)
-        http_parser_init(parser, HTTP_REQUEST)
+        reader = RequestReader(maxHeaderBytes: server.config.maxHeaderBytes, maxBodyBytes: server.config.maxBodyBytes)
         let me = Unmanaged.passUnretained(self).toOpaque()
         tcp.pointee.data = me
         timer.pointee.data = me
-        parser.pointee.data = me
+        reader.admit = { [unowned server] head, length, chunked in server.handler?.admit(head, contentLength: length, chunked: chunked) }
+        reader.sendContinue = { [unowned self] in write(Array("HTTP/1.1 100 Continue\r\n\r\n".utf8), then: nil) }
     }
-
-    deinit { free(parser) }
 
     static func from(_ p: UnsafeMutableRawPointer?) -> Connection { Unmanaged<Connection>.fromOpaque(p!).takeUnretainedValue() }
 
@@ -111,164 +100,24 @@ final class Connection {
             requestStart = MonotonicClock.now()
             armTimer(server.config.requestTimeout)
         }
-        var settings = Connection.settings
-        let consumed = data.withUnsafeBufferPointer { b in
-            b.baseAddress!.withMemoryRebound(to: CChar.self, capacity: b.count) {
-                http_parser_execute(parser, &settings, $0, b.count)
-            }
-        }
-        let errno = http_errno(rawValue: parser.pointee.http_errno)
-        if errno == HPE_PAUSED {
-            pending = Array(data[consumed...]) + pending
-            http_parser_pause(parser, 0)
+        switch reader.feed(data) {
+        case .incomplete:
+            break
+        case let .request(r, rest):
+            request = r
+            requestID = reader.requestID
+            pending = rest + pending
             dispatch()
-        } else if errno == HPE_INVALID_METHOD, rejection == nil {
-            fail(Problem(405, "request method not supported; this service uses GET, HEAD and POST",
-                         headers: [("Allow", "GET, HEAD, POST")]))
-        } else if errno != HPE_OK {
-            let problem = rejection ?? Problem(400, "malformed HTTP request: \(String(cString: http_errno_description(errno)))")
+        case let .failed(problem):
+            request = reader.request
+            requestID = reader.requestID.isEmpty ? RequestReader.requestID(from: nil) : reader.requestID
             fail(problem)
-        } else if messageComplete {
-            // Complete without pausing (cannot happen with our callbacks), handled for safety.
-            dispatch()
         }
-    }
-
-    // MARK: http-parser callbacks
-
-    static let settings: http_parser_settings = {
-        var s = http_parser_settings()
-        s.on_message_begin = { p in Connection.from(p!.pointee.data).messageBegin() }
-        s.on_url = { p, at, n in Connection.from(p!.pointee.data).urlData(at!, n) }
-        s.on_header_field = { p, at, n in Connection.from(p!.pointee.data).headerField(at!, n) }
-        s.on_header_value = { p, at, n in Connection.from(p!.pointee.data).headerValue(at!, n) }
-        s.on_headers_complete = { p in Connection.from(p!.pointee.data).headersComplete() }
-        s.on_body = { p, at, n in Connection.from(p!.pointee.data).bodyData(at!, n) }
-        s.on_chunk_header = { p in Connection.from(p!.pointee.data).chunkHeader() }
-        s.on_message_complete = { p in Connection.from(p!.pointee.data).messageEnd() }
-        return s
-    }()
-
-    private func messageBegin() -> Int32 {
-        request = HTTPRequest(method: "", target: "")
-        url = []; field = []; value = []
-        inValue = false
-        headerBytes = 0
-        bodyBytes = 0
-        rejection = nil
-        messageComplete = false
-        return 0
-    }
-
-    private func countHeader(_ n: Int) -> Int32 {
-        headerBytes += n
-        if headerBytes > server.config.maxHeaderBytes {
-            rejection = Problem(431, "request line and headers exceed \(server.config.maxHeaderBytes) bytes")
-            return 1
-        }
-        return 0
-    }
-
-    private func urlData(_ at: UnsafePointer<CChar>, _ n: Int) -> Int32 {
-        url += UnsafeRawBufferPointer(start: at, count: n)
-        return countHeader(n)
-    }
-
-    private func headerField(_ at: UnsafePointer<CChar>, _ n: Int) -> Int32 {
-        if inValue { flushHeader() }
-        field += UnsafeRawBufferPointer(start: at, count: n)
-        if request.headers.count > 200 {
-            rejection = Problem(431, "more than 200 header fields")
-            return 1
-        }
-        return countHeader(n)
-    }
-
-    private func headerValue(_ at: UnsafePointer<CChar>, _ n: Int) -> Int32 {
-        inValue = true
-        value += UnsafeRawBufferPointer(start: at, count: n)
-        return countHeader(n)
-    }
-
-    private func flushHeader() {
-        request.headers.append((String(decoding: field, as: UTF8.self), String(decoding: value, as: UTF8.self)))
-        field = []; value = []
-        inValue = false
-    }
-
-    private func headersComplete() -> Int32 {
-        if inValue || !field.isEmpty { flushHeader() }
-        request.method = String(cString: http_method_str(http_method(rawValue: parser.pointee.method)))
-        request.target = String(decoding: url, as: UTF8.self)
-        request.keepAlive = http_should_keep_alive(parser) != 0
-        requestID = Connection.requestID(from: request.header("X-Request-Id"))
-        if parser.pointee.http_major != 1 {
-            rejection = Problem(505, "HTTP/\(parser.pointee.http_major).\(parser.pointee.http_minor) is not supported; use HTTP/1.1")
-            return -1
-        }
-        if parser.pointee.http_minor >= 1, request.headers("Host").count != 1 {
-            rejection = Problem(400, "an HTTP/1.1 request needs exactly one Host header")
-            return -1
-        }
-        let flags = parser.pointee.flags
-        let chunked = flags & UInt32(F_CHUNKED.rawValue) != 0
-        if !request.headers("Transfer-Encoding").isEmpty, !chunked {
-            // RFC 9112 6.3: without chunked as the final coding a request body's length is unknowable.
-            rejection = Problem(400, "Transfer-Encoding without chunked as the final coding is not supported")
-            return -1
-        }
-        let length: UInt64? = flags & UInt32(F_CONTENTLENGTH.rawValue) != 0 ? parser.pointee.content_length : nil
-        if let problem = server.handler?.admit(request, contentLength: length, chunked: chunked) {
-            rejection = problem
-            return -1
-        }
-        if let expect = request.header("Expect") {
-            guard expect.lowercased() == "100-continue" else {
-                rejection = Problem(417, "unsupported Expect: \(expect.prefix(40))")
-                return -1
-            }
-            write(Array("HTTP/1.1 100 Continue\r\n\r\n".utf8), then: nil)
-        }
-        return 0
-    }
-
-    private func bodyData(_ at: UnsafePointer<CChar>, _ n: Int) -> Int32 {
-        bodyBytes += n
-        if bodyBytes > server.config.maxBodyBytes {
-            rejection = Problem(413, "request body exceeds \(server.config.maxBodyBytes) bytes")
-            return 1
-        }
-        request.body += UnsafeRawBufferPointer(start: at, count: n)
-        return 0
-    }
-
-    /// A chunk's declared size is judged against the body limit before its bytes are read.
-    private func chunkHeader() -> Int32 {
-        let size = parser.pointee.content_length
-        if size > UInt64(server.config.maxBodyBytes - bodyBytes) {
-            rejection = Problem(413, "a chunk of \(size) bytes would take the request body past \(server.config.maxBodyBytes) bytes")
-            return 1
-        }
-        return 0
-    }
-
-    private func messageEnd() -> Int32 {
-        messageComplete = true
-        http_parser_pause(parser, 1)
-        return 0
-    }
-
-    static func requestID(from header: String?) -> String {
-        if let h = header, !h.isEmpty, h.count <= 128, h.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "-_.:".contains($0)) }) {
-            return h
-        }
-        return UUID().uuidString.lowercased()
     }
 
     // MARK: serving
 
     private func dispatch() {
-        messageComplete = false
         state = .busy
         uv_timer_stop(timer)
         guard let handler = server.handler else { return fail(Problem(503, "server is shutting down")) }
@@ -292,7 +141,7 @@ final class Connection {
         var extra: [(String, String)] = []
         if !r.headers.contains(where: { $0.0.lowercased() == "x-request-id" }) { extra.append(("X-Request-Id", requestID)) }
         let head = r.head(keepAlive: keepAlive, extra: extra)
-        server.handler?.responded(request, r, requestID: requestID, seconds: MonotonicClock.now() - requestStart, bytesIn: bodyBytes)
+        server.handler?.responded(request, r, requestID: requestID, seconds: MonotonicClock.now() - requestStart, bytesIn: reader.bodyBytes)
         state = .writing
         armTimer(server.config.writeTimeout)
         let body = request.method == "HEAD" ? [] : r.body
@@ -375,6 +224,7 @@ final class Connection {
         switch state {
         case .idle: close()
         case .reading:
+            request = reader.request
             fail(Problem(408, "the request was not received within \(server.config.requestTimeout) s"))
         case .writing: close() // the client does not read its response
         case .busy, .closed: break

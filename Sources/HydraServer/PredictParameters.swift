@@ -3,7 +3,7 @@ import HydraImage
 import HydraOutputs
 
 /// The query of a predict request, validated into an `OutputRequest` and a deadline.
-struct PredictParameters {
+package struct PredictParameters {
     var request = OutputRequest()
     var timeoutMs: Int
 
@@ -12,7 +12,7 @@ struct PredictParameters {
                                      "fast", "timeout_ms"]
 
     /// Throws a 400 `Problem` naming the first bad parameter.
-    init(query: [(String, String)], model: Model, defaultTimeoutMs: Int) throws {
+    package init(query: [(String, String)], model: Model, defaultTimeoutMs: Int) throws {
         timeoutMs = defaultTimeoutMs
         var seen = Set<String>()
         for (key, value) in query {

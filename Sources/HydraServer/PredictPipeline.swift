@@ -2,8 +2,6 @@ import Foundation
 import HydraEngine
 import HydraImage
 import HydraOutputs
-import MultipartKit
-import NIOCore
 
 /// What one worker does with a predict job, off the event loop: find the image in the body,
 /// decode it, run the replica, render the outputs and frame the response.
@@ -33,7 +31,7 @@ final class PredictPipeline {
 
     private func respond(_ job: Job) throws -> HTTPResponse {
         let t0 = MonotonicClock.now()
-        let bytes = try Self.imageBytes(body: job.body, contentType: job.contentType)
+        let bytes = try RequestImage.bytes(body: job.body, contentType: job.contentType)
         guard ImageDecoder.sniff(bytes) != nil else {
             throw Problem(415, "the image is neither PNG nor JPEG (by its signature)")
         }
@@ -67,74 +65,6 @@ final class PredictPipeline {
         job.inferenceSeconds = t2 - t1
         job.encodeSeconds = t3 - t2
         return response
-    }
-
-    // MARK: request body
-
-    /// The image: the body itself, or the single `image` field of a multipart/form-data body.
-    static func imageBytes(body: [UInt8], contentType: String) throws -> [UInt8] {
-        let type = contentType.split(separator: ";").first.map { $0.trimmingCharacters(in: .whitespaces).lowercased() } ?? ""
-        guard type == "multipart/form-data" else { return body }
-        guard let boundary = parameter("boundary", in: contentType), !boundary.isEmpty, boundary.count <= 200 else {
-            throw Problem(400, "multipart/form-data without a boundary parameter")
-        }
-        // The parser skips what it cannot frame, so check the delimiters themselves.
-        let delimiter = Array("--\(boundary)".utf8)
-        guard body.starts(with: delimiter) || containsSubsequence(body, Array("\r\n--\(boundary)".utf8)) else {
-            throw Problem(400, "malformed multipart/form-data body: no part starts with the boundary '\(boundary.prefix(70))'")
-        }
-        guard containsSubsequence(body, delimiter + Array("--".utf8)) else {
-            throw Problem(400, "malformed multipart/form-data body: the closing boundary is missing (truncated body?)")
-        }
-        var images: [[UInt8]] = []
-        var fields: [String] = []
-        var name: String?
-        var current: [UInt8] = []
-        let parser = MultipartParser(boundary: boundary)
-        parser.onHeader = { field, value in
-            if field.lowercased() == "content-disposition" { name = parameter("name", in: value) }
-        }
-        parser.onBody = { buffer in current += buffer.readBytes(length: buffer.readableBytes) ?? [] }
-        parser.onPartComplete = {
-            if name == "image" { images.append(current) } else { fields.append(name ?? "(unnamed)") }
-            current = []
-            name = nil
-        }
-        do { try parser.execute(body) } catch {
-            throw Problem(400, "malformed multipart/form-data body: \(error)")
-        }
-        guard images.count == 1 else {
-            if images.isEmpty {
-                let seen = fields.isEmpty ? "no fields" : "fields \(fields.prefix(5).joined(separator: ", "))"
-                throw Problem(422, "multipart/form-data body has no 'image' file field (found \(seen))")
-            }
-            throw Problem(422, "multipart/form-data body has \(images.count) 'image' fields; send one image per request")
-        }
-        guard !images[0].isEmpty else { throw Problem(422, "the 'image' field is empty") }
-        return images[0]
-    }
-
-    static func containsSubsequence(_ haystack: [UInt8], _ needle: [UInt8]) -> Bool {
-        guard !needle.isEmpty, haystack.count >= needle.count else { return false }
-        let first = needle[0]
-        var i = 0
-        while i <= haystack.count - needle.count {
-            if haystack[i] == first, haystack[i..<(i + needle.count)].elementsEqual(needle) { return true }
-            i += 1
-        }
-        return false
-    }
-
-    /// A parameter of a header value such as `form-data; name="image"` or `...; boundary=xyz`.
-    static func parameter(_ key: String, in header: String) -> String? {
-        for piece in header.split(separator: ";").dropFirst() {
-            let kv = piece.split(separator: "=", maxSplits: 1)
-            guard kv.count == 2, kv[0].trimmingCharacters(in: .whitespaces).lowercased() == key else { continue }
-            var v = kv[1].trimmingCharacters(in: .whitespaces)
-            if v.count >= 2, v.hasPrefix("\""), v.hasSuffix("\"") { v = String(v.dropFirst().dropLast()) }
-            return v
-        }
-        return nil
     }
 
     // MARK: response framing

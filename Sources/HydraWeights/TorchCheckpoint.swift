@@ -32,14 +32,17 @@ public enum TorchCheckpoint {
         do { data = [UInt8](try Data(contentsOf: URL(fileURLWithPath: path))) } catch {
             throw WeightsError.io(path: path, reason: "cannot read file")
         }
-        if data.starts(with: [0x50, 0x4B, 0x03, 0x04]) { return try readZip(path: path) }
+        if data.starts(with: [0x50, 0x4B, 0x03, 0x04]) { return try readZip(path: path, fileSize: data.count) }
         if data.first == 0x80 { return try readLegacy(data) }
         throw WeightsError.invalidCheckpoint("not a PyTorch checkpoint (neither a zip archive nor a pickle)")
     }
 
     // MARK: zip format
 
-    static func readZip(path: String) throws -> Contents {
+    /// Deflate cannot expand data more than about 1032 times, so larger declared sizes are lies.
+    static let maxExpansion: UInt64 = 1032
+
+    static func readZip(path: String, fileSize: Int) throws -> Contents {
         let archive: Archive
         do { archive = try Archive(url: URL(fileURLWithPath: path), accessMode: .read) } catch {
             throw WeightsError.invalidCheckpoint("corrupt zip archive")
@@ -49,11 +52,21 @@ public enum TorchCheckpoint {
         }
         let prefix = String(pkl.path.dropLast("data.pkl".count))
         func extract(_ entry: Entry) throws -> [UInt8] {
-            guard entry.uncompressedSize < 1 << 34 else { throw WeightsError.invalidCheckpoint("entry \(entry.path) too large") }
+            let declared = entry.uncompressedSize
+            guard declared <= UInt64(fileSize) * maxExpansion else {
+                throw WeightsError.invalidCheckpoint("entry \(entry.path) claims \(declared) bytes, more than a \(fileSize)-byte archive can hold")
+            }
             var out = [UInt8]()
-            out.reserveCapacity(Int(entry.uncompressedSize))
-            do { _ = try archive.extract(entry) { out.append(contentsOf: $0) } } catch {
-                throw WeightsError.invalidCheckpoint("cannot extract \(entry.path) (truncated or corrupt archive)")
+            out.reserveCapacity(Int(min(declared, UInt64(fileSize))))
+            var overrun = false
+            do {
+                _ = try archive.extract(entry, skipCRC32: false) { chunk in
+                    guard UInt64(out.count + chunk.count) <= declared else { overrun = true; throw WeightsError.invalidCheckpoint("overrun") }
+                    out.append(contentsOf: chunk)
+                }
+            } catch {
+                throw WeightsError.invalidCheckpoint(overrun ? "entry \(entry.path) holds more than its declared \(declared) bytes"
+                                                             : "cannot extract \(entry.path) (truncated or corrupt archive)")
             }
             return out
         }
@@ -191,11 +204,29 @@ public enum TorchCheckpoint {
         guard ref.shape.allSatisfy({ $0 >= 0 }), ref.strides.allSatisfy({ $0 >= 0 }), ref.offset >= 0 else {
             throw WeightsError.invalidCheckpoint("tensor '\(name)' has a negative size, stride or offset")
         }
-        let n = ref.shape.reduce(1, *)
-        let base = ref.storage.viewOffset + ref.offset
+        guard ref.strides.count == ref.shape.count else {
+            throw WeightsError.invalidCheckpoint("tensor '\(name)' has \(ref.shape.count) sizes but \(ref.strides.count) strides")
+        }
+        // Sizes, strides and offsets come from the file: every product is checked for overflow, and a
+        // tensor may not have more elements than its storage (weights never overlap themselves).
+        let bad = WeightsError.invalidCheckpoint("tensor '\(name)' has sizes, strides or an offset that do not fit its \(count)-element storage")
+        var n = 1
+        for d in ref.shape {
+            let (p, o) = n.multipliedReportingOverflow(by: d)
+            guard !o else { throw bad }
+            n = p
+        }
+        guard n <= count else { throw bad }
+        let (base, o) = ref.storage.viewOffset.addingReportingOverflow(ref.offset)
+        guard !o, ref.storage.viewOffset >= 0 else { throw bad }
         if n > 0 {
             var last = base
-            for (d, s) in zip(ref.shape, ref.strides) { last += (d - 1) * s }
+            for (d, s) in zip(ref.shape, ref.strides) {
+                let (step, o1) = (d - 1).multipliedReportingOverflow(by: s)
+                let (sum, o2) = last.addingReportingOverflow(step)
+                guard !o1, !o2 else { throw bad }
+                last = sum
+            }
             guard last < count else {
                 throw WeightsError.invalidCheckpoint("tensor '\(name)' reaches element \(last) of a \(count)-element storage")
             }

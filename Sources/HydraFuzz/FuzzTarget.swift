@@ -1,0 +1,90 @@
+import Foundation
+import HydraEngine
+import HydraImage
+import HydraServer
+import HydraWeights
+
+/// The code paths that read untrusted bytes, each as one function of a byte string: what libFuzzer
+/// drives (`hydra-fuzz`, built with `-sanitize=fuzzer`) and what the regression tests replay.
+/// Every function must return normally for every input: errors are expected, crashes are bugs.
+package enum FuzzTarget: String, CaseIterable, Sendable {
+    /// HTTP/1.1 requests as a client sends them, pipelined, through to the predict parameters,
+    /// the multipart/form-data body and the image header.
+    case http
+    /// A PNG file through libpng (the setjmp shim) to RGB.
+    case png
+    /// A JPEG file through libjpeg-turbo to RGB.
+    case jpeg
+    /// A safetensors file: header, offsets, dtypes, every tensor read, then the model built from it.
+    case safetensors
+    /// A PyTorch checkpoint (zip or legacy pickle) through the restricted unpickler.
+    case checkpoint
+
+    /// Runs one input.
+    package func run(_ data: [UInt8]) {
+        switch self {
+        case .http: Self.http(data)
+        case .png: _ = try? PNGCodec.decode(data, limits: Self.imageLimits)
+        case .jpeg: _ = try? JPEGCodec.decode(data, limits: Self.imageLimits)
+        case .safetensors: Self.withFile(data) { path in
+            guard let file = try? SafeTensorsFile(path: path) else { return }
+            for name in file.names { _ = try? file.floats(name) }
+            _ = try? Model(safetensors: file)
+        }
+        case .checkpoint: Self.withFile(data) { path in _ = try? TorchCheckpoint.read(path: path) }
+        }
+    }
+
+    /// Small enough that a decoded fuzz image costs little, large enough for real headers.
+    static let imageLimits = ImageLimits(maxPixels: 1 << 20)
+
+    /// The predict parameters are validated against a model (class names for drop_classes).
+    static let model: Model = {
+        guard let m = try? DefaultModel.untrained() else { fatalError("the untrained model could not be built") }
+        return m
+    }()
+
+    static func http(_ data: [UInt8]) {
+        let reader = RequestReader(maxHeaderBytes: 16 << 10, maxBodyBytes: 1 << 20)
+        // The last byte picks where the stream is cut in two, so requests also arrive split.
+        let cut = data.isEmpty ? 0 : Int(data[data.count - 1]) % (data.count + 1)
+        var feeds = [Array(data[..<cut]), Array(data[cut...])]
+        var served = 0
+        while !feeds.isEmpty, served < 16 {
+            switch reader.feed(feeds.removeFirst()) {
+            case .incomplete:
+                continue
+            case let .failed(problem):
+                _ = problem.response(instance: "/", requestID: reader.requestID)
+                return
+            case let .request(request, rest):
+                served += 1
+                serve(request)
+                if !rest.isEmpty { feeds.insert(rest, at: 0) }
+            }
+        }
+    }
+
+    /// What the service does with a request before the engine: path, query, parameters, body.
+    static func serve(_ request: HTTPRequest) {
+        do {
+            _ = request.path
+            guard let query = request.query else { return }
+            _ = try PredictParameters(query: query, model: model, defaultTimeoutMs: 30_000)
+            let image = try RequestImage.bytes(body: request.body, contentType: request.header("Content-Type") ?? "")
+            _ = try ImageDecoder.decode(image, limits: imageLimits)
+        } catch let problem as Problem {
+            _ = problem.response(instance: String(request.path.prefix(200)), requestID: "fuzz")
+        } catch {
+            _ = "\(error)"
+        }
+    }
+
+    /// The file readers take paths (they memory-map or open archives), so the input goes to a file.
+    static func withFile(_ data: [UInt8], _ body: (String) -> Void) {
+        let path = NSTemporaryDirectory() + "hydra-fuzz-\(getpid()).bin"
+        guard FileManager.default.createFile(atPath: path, contents: Data(data)) else { fatalError("cannot write \(path)") }
+        defer { unlink(path) }
+        body(path)
+    }
+}
