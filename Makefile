@@ -6,7 +6,7 @@ PYTHON := $(VENV)/bin/python
 HYDRA := .build/release/hydra
 THREADS ?= $(shell nproc)
 
-.PHONY: setup build demo serve test test-swift test-reference test-service bench loadtest soak test-asan test-tsan train train-smoke clean
+.PHONY: setup build demo serve test test-swift test-reference test-service bench loadtest soak fuzz test-asan test-tsan train train-smoke clean
 
 setup: $(VENV)/.installed
 
@@ -31,6 +31,7 @@ serve: build
 test: build train-smoke
 	$(SWIFT) test
 	HYDRA=$(HYDRA) $(PYTHON) -m pytest -q -p no:cacheprovider Tests/Reference Tests/Service Tests/Deploy
+	FUZZ_SECONDS=$(CI_FUZZ_SECONDS) SWIFT=$(SWIFT) bash scripts/fuzz.sh
 
 test-service: build
 	HYDRA=$(HYDRA) $(PYTHON) -m pytest -q -p no:cacheprovider Tests/Service
@@ -62,6 +63,13 @@ SOAK_MINUTES ?= 20
 soak: build
 	@command -v hey >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq hey)
 	$(PYTHON) benchmarks/soak.py --minutes $(SOAK_MINUTES) --hydra $(HYDRA)
+
+# libFuzzer + AddressSanitizer on each untrusted-input path for FUZZ_SECONDS (scripts/fuzz.sh);
+# `make test` runs each target for CI_FUZZ_SECONDS.
+FUZZ_SECONDS ?= 300
+CI_FUZZ_SECONDS ?= 15
+fuzz: setup
+	FUZZ_SECONDS=$(FUZZ_SECONDS) SWIFT=$(SWIFT) bash scripts/fuzz.sh
 
 # The Swift test suite under AddressSanitizer / ThreadSanitizer (separate build folders).
 # LeakSanitizer is off: at exit it reports XCTest's own test-registration objects (26 KB, nothing from

@@ -54,17 +54,15 @@ package enum RequestImage {
     /// MultipartKit 4.7.1 looks a header name's bytes up in a 128-entry table, so a byte >= 0x80
     /// there traps and would take the whole process down (found by `make fuzz`, target http).
     /// Every header block that follows a delimiter line is checked here first: a name is the bytes
-    /// from a line's start to its first colon. Linear in the body: blocks are not rescanned.
+    /// from a line's start to its first colon. Linear in the body: each block is scanned once, and a
+    /// delimiter line inside a scanned block starts no new scan (its lines were already checked).
     static func partHeaderNamesAreASCII(_ body: [UInt8], delimiter: [UInt8]) -> Bool {
         let cr: UInt8 = 13, lf: UInt8 = 10, colon: UInt8 = 58
+        // Only a delimiter that ends its line opens a header block (anything else is a parse error).
+        let opening = delimiter + [cr, lf]
         var from = 0
-        while let at = find(delimiter, in: body, from: from) {
-            var i = at + delimiter.count
-            guard i + 1 < body.count, body[i] == cr, body[i + 1] == lf else {
-                from = at + 1
-                continue
-            }
-            i += 2
+        while let at = find(opening, in: body, from: from) {
+            var i = at + opening.count
             var lineStart = i
             var inName = true
             while i < body.count {
