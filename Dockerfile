@@ -3,9 +3,7 @@
 # models from /models (or the built-in default). See Deploy/README.md.
 #
 #   podman build -t hydra .                                    # with the official Swift image
-#   podman build --build-arg SWIFT_IMAGE=localhost/swift:bookworm \
-#                --build-arg GIT_MIRROR=/opt/swift-packages \
-#                -v /opt/swift-packages:/opt/swift-packages:ro -t hydra .   # offline, local toolchain image
+#   make container        # offline: local base and toolchain images, packages from a git mirror (scripts/container.sh)
 ARG SWIFT_IMAGE=docker.io/library/swift:6.1-bookworm
 ARG RUNTIME_IMAGE=docker.io/library/debian:bookworm-slim
 
@@ -16,10 +14,12 @@ RUN apt-get update \
  && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends \
       libxnnpack-dev libpthreadpool-dev libuv1-dev libhttp-parser-dev libturbojpeg0-dev libpng-dev zlib1g-dev git \
  && rm -rf /var/lib/apt/lists/*
-RUN if [ -n "$GIT_MIRROR" ]; then git config --global url."file://${GIT_MIRROR}/".insteadOf https://github.com/; fi
+# A plain path (not file://) so that git also finds OWNER/NAME.git for a URL without the suffix.
+RUN if [ -n "$GIT_MIRROR" ]; then git config --global url."${GIT_MIRROR}/".insteadOf https://github.com/; fi
 WORKDIR /src
 COPY Package.swift ./
 COPY Sources ./Sources
+COPY Tests ./Tests
 RUN swift build -c release --product hydra --static-swift-stdlib \
  && mkdir -p /out \
  && cp .build/release/hydra /out/ \

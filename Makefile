@@ -6,7 +6,7 @@ PYTHON := $(VENV)/bin/python
 HYDRA := .build/release/hydra
 THREADS ?= $(shell nproc)
 
-.PHONY: setup build demo serve test test-swift test-reference test-service bench loadtest soak fuzz test-asan test-tsan train train-smoke clean
+.PHONY: setup build demo serve test test-swift test-reference test-service bench loadtest soak fuzz container container-smoke test-asan test-tsan train train-smoke clean
 
 setup: $(VENV)/.installed
 
@@ -63,6 +63,15 @@ SOAK_MINUTES ?= 20
 soak: build
 	@command -v hey >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq hey)
 	$(PYTHON) benchmarks/soak.py --minutes $(SOAK_MINUTES) --hydra $(HYDRA)
+
+# The OCI image with podman from local images only (scripts/container.sh), and a run of it as
+# Kubernetes would run it: ready, a frame, SIGTERM with a request in flight (scripts/container_smoke.py).
+IMAGE ?= localhost/hydra:dev
+container:
+	IMAGE=$(IMAGE) bash scripts/container.sh
+
+container-smoke:
+	/usr/bin/python3 scripts/container_smoke.py --image $(IMAGE)
 
 # libFuzzer + AddressSanitizer on each untrusted-input path for FUZZ_SECONDS (scripts/fuzz.sh);
 # `make test` runs each target for CI_FUZZ_SECONDS.

@@ -6,6 +6,7 @@
 #if defined(__has_feature)
 #if __has_feature(thread_sanitizer)
 #define HYDRA_NO_CLONES 1
+#define HYDRA_TSAN 1
 #endif
 #endif
 #if defined(__x86_64__) && defined(__clang__) && !defined(HYDRA_NO_CLONES)

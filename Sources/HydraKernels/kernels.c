@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "dispatch.h"
+#include "parallel.h"
 
 const char *hydra_kernels_isa(void) {
 #if defined(__x86_64__)
@@ -44,7 +45,7 @@ void hydra_preprocess_rgb8(const uint8_t *rgb, size_t pixels, const float mean[3
     c.out = out;
     for (int ch = 0; ch < 3; ch++)
         for (int v = 0; v < 256; v++) c.lut[ch][v] = ((float)v / 255.0f - mean[ch]) / std[ch];
-    pthreadpool_parallelize_1d_tile_1d(pool, pre_tile, &c, pixels, PRE_TILE, 0);
+    hydra_parallelize_1d_tile_1d(pool, pre_tile, &c, pixels, PRE_TILE);
 }
 
 /* ---- 5x5 max pool ---- */
@@ -104,13 +105,13 @@ static void pool_row(void *vctx, size_t y) {
 void hydra_crp_scale_stage(const float *top, const float *x, const float *scale, float *top_out, float *x_out,
                            size_t height, size_t width, size_t channels, pthreadpool_t pool) {
     pool_ctx p = { top, top_out, height, width, channels, scale, x, x_out };
-    pthreadpool_parallelize_1d(pool, pool_row, &p, height, 0);
+    hydra_parallelize_1d(pool, pool_row, &p, height);
 }
 
 void hydra_maxpool5(const float *in, float *out, size_t height, size_t width,
                     size_t channels, pthreadpool_t pool) {
     pool_ctx p = { in, out, height, width, channels, NULL, NULL, NULL };
-    pthreadpool_parallelize_1d(pool, pool_row, &p, height, 0);
+    hydra_parallelize_1d(pool, pool_row, &p, height);
 }
 
 /* ---- per-channel scale ---- */
@@ -143,7 +144,7 @@ static void scale_tile(void *vctx, size_t start, size_t count) {
 void hydra_channel_scale(const float *in, const float *scale, float *out, size_t pixels,
                          size_t channels, float lo, float hi, pthreadpool_t pool) {
     scale_ctx s = { in, scale, out, channels, lo, hi };
-    pthreadpool_parallelize_1d_tile_1d(pool, scale_tile, &s, pixels, SCALE_TILE, 0);
+    hydra_parallelize_1d_tile_1d(pool, scale_tile, &s, pixels, SCALE_TILE);
 }
 
 /* ---- 3x3 heads ---- */
@@ -216,6 +217,6 @@ void hydra_conv3x3_small(const float *in, size_t height, size_t width, size_t ch
     float *zeros = (float *)calloc(channels, sizeof(float));
     if (!zeros) abort();
     head_ctx k = { in, weights, bias, zeros, out, height, width, channels, out_channels };
-    pthreadpool_parallelize_1d(pool, head_row, &k, height, 0);
+    hydra_parallelize_1d(pool, head_row, &k, height);
     free(zeros);
 }

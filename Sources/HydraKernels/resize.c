@@ -3,6 +3,7 @@
 #include <stdlib.h>
 
 #include "dispatch.h"
+#include "parallel.h"
 
 static size_t clampi(long v, size_t n) { return v < 0 ? 0 : ((size_t)v >= n ? n - 1 : (size_t)v); }
 
@@ -140,8 +141,8 @@ static void resize(const float *src, size_t planes, size_t h, size_t w, float *d
                    float *tmp, pthreadpool_t pool, int cubic) {
     resize_ctx c = { src, tmp, dst, NULL, planes, h, w, H, W, 0, NULL, NULL, NULL, NULL };
     if (make_tables(&c, cubic) != 0) abort();
-    pthreadpool_parallelize_1d(pool, h_pass, &c, planes * h, 0);
-    pthreadpool_parallelize_1d(pool, v_pass, &c, planes * H, 0);
+    hydra_parallelize_1d(pool, h_pass, &c, planes * h);
+    hydra_parallelize_1d(pool, v_pass, &c, planes * H);
     free_tables(&c);
 }
 
@@ -159,8 +160,8 @@ void hydra_argmax_cubic(const float *src, size_t planes, size_t h, size_t w,
                         uint8_t *labels, size_t H, size_t W, float *tmp, pthreadpool_t pool) {
     resize_ctx c = { src, tmp, NULL, labels, planes, h, w, H, W, 0, NULL, NULL, NULL, NULL };
     if (make_tables(&c, 1) != 0) abort();
-    pthreadpool_parallelize_1d(pool, h_pass, &c, planes * h, 0);
-    pthreadpool_parallelize_1d(pool, v_argmax, &c, H, 0);
+    hydra_parallelize_1d(pool, h_pass, &c, planes * h);
+    hydra_parallelize_1d(pool, v_argmax, &c, H);
     free_tables(&c);
 }
 

@@ -5,6 +5,7 @@ struct Hydra: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "hydra",
         abstract: "Joint semantic segmentation and depth (Nekrasov et al., ICRA 2019) on the CPU.",
+        version: "hydra 0.1.0",
         subcommands: [ServeCommand.self, PredictCommand.self, ConvertCommand.self, BenchCommand.self, EvalCommand.self]
     )
 }
