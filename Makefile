@@ -6,7 +6,7 @@ PYTHON := $(VENV)/bin/python
 HYDRA := .build/release/hydra
 THREADS ?= $(shell nproc)
 
-.PHONY: setup build demo serve test test-swift test-reference test-service bench loadtest soak fuzz container container-smoke test-asan test-tsan train train-smoke clean
+.PHONY: setup build demo serve test test-swift test-reference test-service bench overhead loadtest soak fuzz container container-smoke test-asan test-tsan train train-smoke clean
 
 setup: $(VENV)/.installed
 
@@ -52,6 +52,10 @@ $(BENCH_VENV)/.installed: benchmarks/requirements.txt
 bench: build $(BENCH_VENV)/.installed
 	$(HYDRA) bench --size 1226x370 --threads $(THREADS) --runs 30 --postprocess
 	$(BENCH_VENV)/bin/python benchmarks/compare.py --hydra $(HYDRA)
+
+# The service's own cost: POST latency against the same work in-process -> benchmarks/OVERHEAD.md.
+overhead: build
+	$(PYTHON) benchmarks/overhead.py --hydra $(HYDRA)
 
 # The running service under 1x, 2x and 4x its saturation rate (hey) -> benchmarks/LOADTEST.md.
 loadtest: build

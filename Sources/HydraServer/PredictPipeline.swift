@@ -120,3 +120,24 @@ final class PredictPipeline {
         return String(suffix[dot...])
     }
 }
+
+/// A worker's whole job on one request (find the image, decode, run, render, frame) without the
+/// server around it: what `hydra bench --frame` times, so that the service's own cost can be
+/// measured as the ratio of the two.
+package final class InProcessPredictor {
+    private let pipeline: PredictPipeline
+    private let model: Model
+
+    package init(model: Model, threads: Int, maxPixels: Int = 20_000_000) throws {
+        self.model = model
+        pipeline = try PredictPipeline(model: model, modelName: "default", threads: threads, maxPixels: maxPixels)
+    }
+
+    /// The HTTP response the service would send for this body and query.
+    package func predict(body: [UInt8], contentType: String, query: String, accept: String? = nil) throws -> HTTPResponse {
+        let request = HTTPRequest(method: "POST", target: "/v1/predict?" + query)
+        let parameters = try PredictParameters(query: request.query ?? [], model: model, defaultTimeoutMs: 60_000)
+        let job = Job(connectionID: 0, requestID: "bench", body: body, contentType: contentType, accept: accept, parameters: parameters)
+        return pipeline.process(job)
+    }
+}

@@ -3,6 +3,7 @@ import Foundation
 import HydraEngine
 import HydraKernels
 import HydraOutputs
+import HydraServer
 
 struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -17,8 +18,12 @@ struct BenchCommand: ParsableCommand {
     @Option(help: "Untimed warm-up runs.") var warmup: Int = 3
     @Flag(help: "Print one JSON object.") var json = false
     @Flag(help: "Also time upsampling to the input size: bicubic (the authors') and --fast.") var postprocess = false
+    @Option(help: "Time what a service worker does with this PNG/JPEG instead (decode, engine, outputs, multipart framing).")
+    var frame: String?
+    @Option(help: "With --frame: the predict query, as in the URL.") var query = "outputs=segmentation,depth"
 
     func run() throws {
+        if let frame { return try runPipeline(frame) }
         let parts = size.lowercased().split(separator: "x").compactMap { Int($0) }
         guard parts.count == 2, parts[0] >= 32, parts[1] >= 32 else { throw CLIError("--size must be WxH with both sides >= 32") }
         guard runs >= 1, threads >= 1, warmup >= 0 else { throw CLIError("--runs and --threads must be positive") }
@@ -81,5 +86,32 @@ struct BenchCommand: ParsableCommand {
         t.sort()
         func pct(_ q: Double) -> Double { t[min(t.count - 1, Int((Double(t.count - 1) * q).rounded()))] }
         return (pct(0.5), pct(0.9))
+    }
+
+    /// Times `InProcessPredictor` on a real frame: the in-process baseline of the service's latency.
+    private func runPipeline(_ path: String) throws {
+        guard runs >= 1, threads >= 1, warmup >= 0 else { throw CLIError("--runs and --threads must be positive") }
+        let body = [UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))
+        let type = path.lowercased().hasSuffix(".png") ? "image/png" : "image/jpeg"
+        let predictor = try InProcessPredictor(model: try ModelLoading.load(model), threads: threads)
+        var times: [Double] = []
+        var bytes = 0
+        for i in 0..<(warmup + runs) {
+            let t0 = MonotonicClock.now()
+            let response = try predictor.predict(body: body, contentType: type, query: query)
+            guard response.status == 200 else { throw CLIError("the pipeline answered \(response.status): \(String(decoding: response.body, as: UTF8.self))") }
+            if i >= warmup { times.append((MonotonicClock.now() - t0) * 1e3) }
+            bytes = response.body.count
+        }
+        let raw = times
+        let (median, p90) = Self.percentiles(&times)
+        if json {
+            let out: [String: Any] = ["frame": path, "query": query, "threads": threads, "runs": runs, "median_ms": median,
+                                      "p90_ms": p90, "times_ms": raw, "response_bytes": bytes]
+            print(String(decoding: try JSONSerialization.data(withJSONObject: out, options: [.sortedKeys]), as: UTF8.self))
+        } else {
+            print(String(format: "pipeline %@ ?%@: median %.1f ms, p90 %.1f ms (%d runs, %d threads, %d response bytes)",
+                         path, query, median, p90, runs, threads, bytes))
+        }
     }
 }
