@@ -2,7 +2,7 @@ import CLibUV
 import Foundation
 import HydraEngine
 
-/// One client socket: parses requests with http-parser, enforces the limits, serves one request
+/// One client socket: reads requests through its `RequestReader` (http-parser and the limits), serves one request
 /// at a time in order (pipelined requests wait in `pending`), and owns its timer. Loop thread only.
 final class Connection {
     enum State { case idle, reading, busy, writing, closed }

@@ -5,6 +5,7 @@ import io
 import json
 import signal
 import socket
+import subprocess
 import threading
 import time
 
@@ -13,7 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from service import Server, parse_responses, raw, split_multipart
+from service import HYDRA, ROOT, Server, parse_responses, raw, split_multipart
 
 
 def png(w, h, seed=0):
@@ -360,6 +361,39 @@ def test_bad_model_at_start_is_a_clear_error(spec, message):
     with pytest.raises(RuntimeError) as e:
         Server("--model", spec)
     assert message in str(e.value)
+
+
+def _model_file(tmp_path, kind):
+    """A damaged copy of the built-in model: cut short, or one tensor with another shape (same size)."""
+    import struct
+    raw = (ROOT / "Sources/HydraEngine/Resources/default.safetensors").read_bytes()
+    path = tmp_path / f"{kind}.safetensors"
+    if kind == "truncated":
+        path.write_bytes(raw[: len(raw) // 2])
+        return path
+    n = struct.unpack("<Q", raw[:8])[0]
+    header = json.loads(raw[8:8 + n])
+    name = next(k for k, v in header.items() if k != "__metadata__" and len(v["shape"]) == 4 and v["shape"][2] == 3)
+    o, i, kh, kw = header[name]["shape"]
+    header[name]["shape"] = [o, i * kh * kw, 1, 1]
+    h = json.dumps(header).encode()
+    h += b" " * (-len(h) % 8)
+    path.write_bytes(struct.pack("<Q", len(h)) + h + raw[8 + n:])
+    return path
+
+
+@pytest.mark.parametrize("kind,message", [
+    ("truncated", "invalid safetensors file"),
+    ("wrong-shape", "shape"),
+])
+def test_damaged_model_at_start_is_a_clear_error_and_a_failed_start(tmp_path, kind, message):
+    path = _model_file(tmp_path, kind)
+    p = subprocess.run([str(HYDRA), "serve", "--host", "127.0.0.1", "--port", "0", "--model", f"m={path}"],
+                       capture_output=True, text=True, timeout=60)
+    print(p.stderr[-600:])
+    assert p.returncode != 0, "a damaged model must not give a running server"
+    assert message in p.stderr
+    assert "listening" not in p.stderr
 
 
 def test_several_models_each_with_their_replicas(server_factory, tmp_path):
