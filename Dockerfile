@@ -20,9 +20,11 @@ WORKDIR /src
 COPY Package.swift ./
 COPY Sources ./Sources
 COPY Tests ./Tests
+# Debug info out, symbols kept: crash backtraces still name functions.
 RUN swift build -c release --product hydra --static-swift-stdlib \
  && mkdir -p /out \
  && cp .build/release/hydra /out/ \
+ && strip --strip-debug /out/hydra \
  && cp -r .build/release/Hydra_HydraEngine.resources /out/
 
 FROM ${RUNTIME_IMAGE}
