@@ -32,7 +32,10 @@ public enum TorchCheckpoint {
         do { data = [UInt8](try Data(contentsOf: URL(fileURLWithPath: path))) } catch {
             throw WeightsError.io(path: path, reason: "cannot read file")
         }
-        if data.starts(with: [0x50, 0x4B, 0x03, 0x04]) { return try readZip(path: path, fileSize: data.count) }
+        if data.starts(with: [0x50, 0x4B, 0x03, 0x04]) {
+            try ZipBounds.check(data)
+            return try readZip(path: path, fileSize: data.count)
+        }
         if data.first == 0x80 { return try readLegacy(data) }
         throw WeightsError.invalidCheckpoint("not a PyTorch checkpoint (neither a zip archive nor a pickle)")
     }

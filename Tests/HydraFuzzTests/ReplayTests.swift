@@ -38,6 +38,16 @@ final class ReplayTests: XCTestCase {
 
     func testTheOversizedZipEntryIsRefusedWithoutReservingIt() {
         let file = Self.root.appendingPathComponent("Fuzz/regressions/checkpoint/zip-entry-claims-3gb")
-        XCTAssertThrowsError(try TorchCheckpoint.read(path: file.path))
+        XCTAssertThrowsError(try TorchCheckpoint.read(path: file.path)) { error in
+            XCTAssertTrue("\(error)".contains("more than a"), "\(error)")
+        }
+    }
+
+    /// ZIPFoundation traps converting such an offset to off_t; the archive is refused before it reads it.
+    func testAZip64OffsetBeyondTheFileIsRefused() {
+        let file = Self.root.appendingPathComponent("Fuzz/regressions/checkpoint/zip64-offset-beyond-int64")
+        XCTAssertThrowsError(try TorchCheckpoint.read(path: file.path)) { error in
+            XCTAssertTrue("\(error)".contains("points past the end of the file"), "\(error)")
+        }
     }
 }
