@@ -59,59 +59,118 @@ typedef struct {
     float *x_out;
 } pool_ctx;
 
-HYDRA_DISPATCH
-static void pool_row(void *vctx, size_t y) {
-    const pool_ctx *p = (const pool_ctx *)vctx;
-    const size_t w = p->w, c = p->c, row = w * c;
-    const size_t y0 = y >= 2 ? y - 2 : 0;
-    const size_t y1 = y + 2 < p->h ? y + 2 : p->h - 1;
-    float *dst = p->out + y * row;
-    /* Vertical max of rows y0..y1 straight into the output row. */
-    memcpy(dst, p->in + y0 * row, row * sizeof(float));
-    for (size_t yy = y0 + 1; yy <= y1; yy++) {
-        const float *src = p->in + yy * row;
-        for (size_t i = 0; i < row; i++) dst[i] = dst[i] > src[i] ? dst[i] : src[i];
+/* One pass per output row and block of 16 channels: the vertical max of the five input rows is
+   taken per pixel, and the last five of those stay in a sliding window whose max is the output, so
+   every input cache line is read once per output row and every output line written once (the
+   earlier in-place version read and wrote each output line up to nine times). Rows and columns
+   past the border are clamped: repeating an in-window value leaves a max unchanged, which is the
+   same as padding with -inf. */
+enum { PB = 16 };
+typedef float v16 __attribute__((vector_size(64)));
+#define VMAX(a, b) __builtin_elementwise_max((a), (b))
+
+/* Output rows y and y+1 share four of their five input rows (y-1..y+2): their max is taken once,
+   so a pair costs six row loads per pixel instead of ten. */
+static inline __attribute__((always_inline))
+void vmax_pair(const float *const rows[6], size_t at, v16 *top, v16 *bottom) {
+    v16 r0, r1, r2, r3, r4, r5;
+    memcpy(&r0, rows[0] + at, sizeof r0); memcpy(&r1, rows[1] + at, sizeof r1); memcpy(&r2, rows[2] + at, sizeof r2);
+    memcpy(&r3, rows[3] + at, sizeof r3); memcpy(&r4, rows[4] + at, sizeof r4); memcpy(&r5, rows[5] + at, sizeof r5);
+    const v16 shared = VMAX(VMAX(r1, r2), VMAX(r3, r4));
+    *top = VMAX(shared, r0);
+    *bottom = VMAX(shared, r5);
+}
+
+/* The epilogue and store of one output pixel's 16 channels at offset o. */
+static inline __attribute__((always_inline)) void pool_store(const pool_ctx *p, size_t o, v16 v, v16 scale) {
+    if (p->scale) {
+        v16 xs;
+        v *= scale;
+        memcpy(&xs, p->x + o, sizeof xs);
+        xs += v;
+        memcpy(p->x_out + o, &xs, sizeof xs);
     }
-    /* Horizontal max in place; the originals of the two pixels to the left are kept aside. */
-    float *keep = (float *)malloc(3 * c * sizeof(float));
-    if (!keep) abort();
-    float *prev2 = keep, *prev1 = keep + c, *cur = keep + 2 * c;
+    memcpy(p->out + o, &v, sizeof v);
+}
+
+/* Channels c0..c0+15 of output rows y and y+1 (y+1 only when `two`). Each row keeps the vertical
+   maxima of pixels x-2..x+2 in registers; the output is their max. */
+static inline __attribute__((always_inline))
+void pool_block(const pool_ctx *p, const float *const rows[6], size_t y, int two, size_t c0) {
+    const size_t w = p->w, c = p->c;
+    const size_t x1 = w > 1 ? 1 : 0, x2 = w > 2 ? 2 : w - 1;
+    v16 t0, t1, t2, t3, t4, b0, b1, b2, b3, b4;
+    vmax_pair(rows, c0, &t2, &b2);
+    vmax_pair(rows, x1 * c + c0, &t3, &b3);
+    vmax_pair(rows, x2 * c + c0, &t4, &b4);
+    t0 = t1 = t2;
+    b0 = b1 = b2;
+    v16 scale = {0};
+    if (p->scale) memcpy(&scale, p->scale + c0, sizeof scale);
     for (size_t x = 0; x < w; x++) {
-        float *d = dst + x * c;
-        memcpy(cur, d, c * sizeof(float));
-        const size_t xb = x + 2 < w ? x + 2 : w - 1;
-        for (size_t xx = x + 1; xx <= xb; xx++) {
-            const float *s = dst + xx * c;
-            for (size_t i = 0; i < c; i++) d[i] = d[i] > s[i] ? d[i] : s[i];
-        }
-        if (x >= 1)
-            for (size_t i = 0; i < c; i++) d[i] = d[i] > prev1[i] ? d[i] : prev1[i];
-        if (x >= 2)
-            for (size_t i = 0; i < c; i++) d[i] = d[i] > prev2[i] ? d[i] : prev2[i];
-        float *t = prev2; prev2 = prev1; prev1 = cur; cur = t;
-        if (p->scale) {
-            /* This pixel is final (later pixels only read the kept originals): finish the stage. */
-            const float *xs = p->x + (y * w + x) * c;
-            float *xo = p->x_out + (y * w + x) * c;
-            for (size_t i = 0; i < c; i++) {
-                d[i] *= p->scale[i];
-                xo[i] = xs[i] + d[i];
+        const size_t o = (y * w + x) * c + c0;
+        pool_store(p, o, VMAX(VMAX(VMAX(t0, t1), VMAX(t2, t3)), t4), scale);
+        if (two) pool_store(p, o + w * c, VMAX(VMAX(VMAX(b0, b1), VMAX(b2, b3)), b4), scale);
+        t0 = t1; t1 = t2; t2 = t3; t3 = t4;
+        b0 = b1; b1 = b2; b2 = b3; b3 = b4;
+        vmax_pair(rows, (x + 3 < w ? x + 3 : w - 1) * c + c0, &t4, &b4);
+    }
+}
+
+/* Channels past the last full block of 16, one at a time (the network's pools have 256). `rows`
+   holds the five input rows of output row y. */
+static void pool_tail(const pool_ctx *p, const float *const rows[5], size_t y, size_t c0) {
+    const size_t w = p->w, c = p->c;
+    for (size_t x = 0; x < w; x++) {
+        const size_t o = (y * w + x) * c;
+        for (size_t ch = c0; ch < c; ch++) {
+            float v = -INFINITY;
+            for (long dx = -2; dx <= 2; dx++) {
+                const long xx = (long)x + dx;
+                if (xx < 0 || xx >= (long)w) continue;
+                for (int k = 0; k < 5; k++) {
+                    const float s = rows[k][(size_t)xx * c + ch];
+                    v = v > s ? v : s;
+                }
             }
+            if (p->scale) {
+                v *= p->scale[ch];
+                p->x_out[o + ch] = p->x[o + ch] + v;
+            }
+            p->out[o + ch] = v;
         }
     }
-    free(keep);
+}
+
+HYDRA_DISPATCH
+static void pool_row(void *vctx, size_t pair) {
+    const pool_ctx *p = (const pool_ctx *)vctx;
+    const size_t y = 2 * pair;
+    const int two = y + 1 < p->h;
+    const float *rows[6];
+    for (int k = 0; k < 6; k++) {
+        long yy = (long)y + k - 2;
+        yy = yy < 0 ? 0 : (yy >= (long)p->h ? (long)p->h - 1 : yy);
+        rows[k] = p->in + (size_t)yy * p->w * p->c;
+    }
+    size_t c0 = 0;
+    for (; c0 + PB <= p->c; c0 += PB) pool_block(p, rows, y, two, c0);
+    if (c0 < p->c) {
+        pool_tail(p, rows, y, c0);
+        if (two) pool_tail(p, rows + 1, y + 1, c0);
+    }
 }
 
 void hydra_crp_scale_stage(const float *top, const float *x, const float *scale, float *top_out, float *x_out,
                            size_t height, size_t width, size_t channels, pthreadpool_t pool) {
     pool_ctx p = { top, top_out, height, width, channels, scale, x, x_out };
-    hydra_parallelize_1d(pool, pool_row, &p, height);
+    hydra_parallelize_1d(pool, pool_row, &p, (height + 1) / 2);
 }
 
 void hydra_maxpool5(const float *in, float *out, size_t height, size_t width,
                     size_t channels, pthreadpool_t pool) {
     pool_ctx p = { in, out, height, width, channels, NULL, NULL, NULL };
-    hydra_parallelize_1d(pool, pool_row, &p, height);
+    hydra_parallelize_1d(pool, pool_row, &p, (height + 1) / 2);
 }
 
 /* ---- per-channel scale ---- */
