@@ -84,6 +84,28 @@ public final class ModelReplica: @unchecked Sendable {
     /// Bytes of activation memory planned for the last input size.
     public var activationBytes: Int { plan?.bytes ?? 0 }
 
+    /// When true, `run` adds each step's wall time to `stepSeconds` (for `hydra bench --profile`).
+    public var profiling = false
+    /// Seconds per graph step summed over the profiled runs, with a label saying what the step is.
+    public private(set) var stepSeconds: [(label: String, seconds: Double)] = []
+
+    /// What a step is, for profiles: kind, kernel, size and channels.
+    private func label(_ step: Graph.Step, _ plan: Plan) -> String {
+        func at(_ t: Int) -> String { "\(plan.shapes[t].w)x\(plan.shapes[t].h)x\(graph.channels[t])" }
+        switch step {
+        case let .conv(name, x, out):
+            let c = model.convs[name]!
+            let kind = c.groups > 1 ? "depthwise \(c.kernel)x\(c.kernel)" : "conv \(c.kernel)x\(c.kernel)"
+            return "\(kind)\(c.stride > 1 ? " s\(c.stride)" : "") \(at(x)) -> \(graph.channels[out])"
+        case let .add(a, _, _, _): return "add \(at(a))"
+        case let .maxPool5(x, _): return "maxpool5 \(at(x))"
+        case let .scale(_, x, _, _): return "channel scale \(at(x))"
+        case let .crpScale(_, top, _, _, _): return "maxpool5+scale+add \(at(top))"
+        case let .head(name, x, _): return "head 3x3 \(at(x)) -> \(model.convs[name]!.outputChannels)"
+        case let .resize(x, like, _): return "resize \(at(x)) -> \(plan.shapes[like].w)x\(plan.shapes[like].h)"
+        }
+    }
+
     private static func makeOperator(_ step: Graph.Step, model: Model) throws -> xnn_operator_t? {
         var op: xnn_operator_t?
         let status: xnn_status
@@ -177,7 +199,12 @@ public final class ModelReplica: @unchecked Sendable {
         var mean: [Float] = [0.485, 0.456, 0.406], std: [Float] = [0.229, 0.224, 0.225]
         hydra_preprocess_rgb8(rgb.baseAddress, width * height, &mean, &std, pointer(plan, graph.input), pool)
         let t1 = MonotonicClock.now()
+        if profiling, stepSeconds.count != graph.steps.count {
+            stepSeconds = graph.steps.map { (label($0, plan), 0) }
+        }
         for (i, step) in graph.steps.enumerated() {
+            let stepStart = profiling ? MonotonicClock.now() : 0
+            defer { if profiling { stepSeconds[i].seconds += MonotonicClock.now() - stepStart } }
             switch step {
             case .conv, .add, .resize:
                 let s = xnn_run_operator(operators[i], pool)

@@ -18,6 +18,7 @@ struct BenchCommand: ParsableCommand {
     @Option(help: "Untimed warm-up runs.") var warmup: Int = 3
     @Flag(help: "Print one JSON object.") var json = false
     @Flag(help: "Also time upsampling to the input size: bicubic (the authors') and --fast.") var postprocess = false
+    @Flag(help: "Also print where the network's time goes: the slowest steps and the time per kind of step.") var profile = false
     @Option(help: "Time what a service worker does with this PNG/JPEG instead (decode, engine, outputs, multipart framing).")
     var frame: String?
     @Option(help: "With --frame: the predict query, as in the URL.") var query = "outputs=segmentation,depth"
@@ -47,6 +48,7 @@ struct BenchCommand: ParsableCommand {
             }
         }
         let rawTimes = times
+        if profile { try printProfile(replica, pixels: pixels, width: w, height: h) }
         let (median, p90) = Self.percentiles(&times)
         var post: [String: Double] = [:]
         if postprocess, let p = last {
@@ -112,6 +114,32 @@ struct BenchCommand: ParsableCommand {
         } else {
             print(String(format: "pipeline %@ ?%@: median %.1f ms, p90 %.1f ms (%d runs, %d threads, %d response bytes)",
                          path, query, median, p90, runs, threads, bytes))
+        }
+    }
+
+    /// Profiled runs (timing each step adds a little): the ten slowest steps and the totals per kind.
+    private func printProfile(_ replica: ModelReplica, pixels: [UInt8], width: Int, height: Int) throws {
+        replica.profiling = true
+        try pixels.withUnsafeBufferPointer { px in
+            for _ in 0..<runs { _ = try replica.run(rgb: px, width: width, height: height) }
+        }
+        replica.profiling = false
+        let steps = replica.stepSeconds.map { ($0.label, $0.seconds / Double(runs) * 1e3) }
+        let total = steps.reduce(0) { $0 + $1.1 }
+        print(String(format: "profile (%d runs, %d threads): %.1f ms in %d steps", runs, threads, total, steps.count))
+        var kinds: [String: (ms: Double, n: Int)] = [:]
+        for (label, ms) in steps {
+            // The kind is the label up to its first size (WxHxC: two x's).
+            let kind = label.split(separator: " ").prefix(while: { $0.filter { $0 == "x" }.count < 2 }).joined(separator: " ")
+            kinds[kind, default: (0, 0)].ms += ms
+            kinds[kind, default: (0, 0)].n += 1
+        }
+        for (kind, v) in kinds.sorted(by: { $0.value.ms > $1.value.ms }) {
+            print(String(format: "  %6.2f ms %5.1f %%  %3d x %@", v.ms, v.ms / total * 100, v.n, kind))
+        }
+        print("  slowest steps:")
+        for (label, ms) in steps.sorted(by: { $0.1 > $1.1 }).prefix(12) {
+            print(String(format: "  %6.2f ms  %@", ms, label))
         }
     }
 }

@@ -46,6 +46,22 @@ final class EngineTests: XCTestCase {
         }
     }
 
+    func testProfilingLabelsEveryStepAndAccountsForTheNetworkTime() throws {
+        let replica = try ModelReplica(model: Self.model, threads: 1)
+        let plain = try run(replica, image(96, 64, seed: 4), 96, 64)
+        replica.profiling = true
+        let profiled = try run(replica, image(96, 64, seed: 4), 96, 64)
+        XCTAssertEqual(profiled.logits, plain.logits, "profiling must not change results")
+        let steps = replica.stepSeconds
+        XCTAssertGreaterThan(steps.count, 100)
+        XCTAssertTrue(steps.allSatisfy { !$0.label.isEmpty && $0.seconds >= 0 })
+        XCTAssertTrue(steps.contains { $0.label.hasPrefix("conv 1x1 ") })
+        XCTAssertTrue(steps.contains { $0.label.hasPrefix("maxpool5") })
+        let sum = steps.reduce(0) { $0 + $1.seconds }
+        XCTAssertLessThanOrEqual(sum, profiled.networkSeconds + 1e-3)
+        XCTAssertGreaterThan(sum, profiled.networkSeconds * 0.5)
+    }
+
     func testChangingSizeGivesTheSameResultsAsAFreshReplica() throws {
         let a = image(96, 64, seed: 2), b = image(200, 120, seed: 3)
         let fresh = try run(try ModelReplica(model: Self.model), a, 96, 64)
