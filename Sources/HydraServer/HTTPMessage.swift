@@ -43,6 +43,12 @@ public struct HTTPRequest: Sendable {
     }
 }
 
+/// The media type of a Content-Type or Accept item without its parameters, lowercased
+/// (`Image/PNG; q=1` -> `image/png`).
+func mediaType(_ value: some StringProtocol) -> String {
+    value.split(separator: ";").first.map { $0.trimmingCharacters(in: .whitespaces).lowercased() } ?? ""
+}
+
 /// An HTTP response; its body is written after the head without another copy.
 public struct HTTPResponse: Sendable {
     public var status: Int

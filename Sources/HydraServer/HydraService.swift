@@ -149,9 +149,7 @@ public final class HydraService: RequestHandler {
                 return Problem(413, "request body of \(n) bytes exceeds the limit of \(config.maxBodyBytes) bytes")
             }
             if contentLength == 0 { return Problem(400, "the request body is empty; send a PNG or JPEG image") }
-            let type = head.header("Content-Type")?.split(separator: ";").first.map {
-                $0.trimmingCharacters(in: .whitespaces).lowercased()
-            } ?? ""
+            let type = mediaType(head.header("Content-Type") ?? "")
             guard Self.imageTypes.contains(type) else {
                 return Problem(415, type.isEmpty ? "missing Content-Type; send image/png, image/jpeg or multipart/form-data"
                     : "unsupported Content-Type \(type.prefix(60)); send image/png, image/jpeg or multipart/form-data")

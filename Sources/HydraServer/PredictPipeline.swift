@@ -74,9 +74,7 @@ final class PredictPipeline {
     /// names one concrete type picks the single output of that type.
     static func frame(_ all: [RenderedPart], accept: String?, requestID: String, modelName: String) throws -> HTTPResponse {
         var parts = all
-        let accepted = (accept ?? "").split(separator: ",").map {
-            $0.split(separator: ";").first.map { $0.trimmingCharacters(in: .whitespaces).lowercased() } ?? ""
-        }.filter { !$0.isEmpty }
+        let accepted = (accept ?? "").split(separator: ",").map { mediaType($0) }.filter { !$0.isEmpty }
         let wantsForm = accepted.contains("multipart/form-data")
         let concrete = accepted.filter { $0 != "*/*" && !$0.hasPrefix("multipart/") }
         if !wantsForm, !accepted.contains("*/*"), !accepted.contains("multipart/mixed"), !concrete.isEmpty, parts.count > 1 {

@@ -7,8 +7,7 @@ import NIOCore
 package enum RequestImage {
     /// The image bytes; throws a 400/422 `Problem` saying what is wrong with the body.
     package static func bytes(body: [UInt8], contentType: String) throws -> [UInt8] {
-        let type = contentType.split(separator: ";").first.map { $0.trimmingCharacters(in: .whitespaces).lowercased() } ?? ""
-        guard type == "multipart/form-data" else { return body }
+        guard mediaType(contentType) == "multipart/form-data" else { return body }
         guard let boundary = parameter("boundary", in: contentType), !boundary.isEmpty, boundary.count <= 200 else {
             throw Problem(400, "multipart/form-data without a boundary parameter")
         }
