@@ -11,6 +11,8 @@ struct Graph: Sendable {
         case scale(String, input: Int, output: Int, relu6: Bool)
         /// A crp1 stage in one pass: top' = scale * maxpool5(top); x' = x + top'.
         case crpScale(String, top: Int, x: Int, topOut: Int, xOut: Int)
+        /// All four crp1 stages in one wavefront pass (channels a multiple of 16): out = x + t1 + ... + t4.
+        case crpChain([String], input: Int, output: Int)
         /// 3x3 convolution with few outputs (the heads), by our own kernel: see `usesHeadKernel`.
         case head(String, input: Int, output: Int)
         /// Bilinear, half-pixel centres (PyTorch align_corners=False), to the size of `like`.
@@ -107,6 +109,11 @@ struct Graph: Sendable {
     /// Chained residual pooling: top = x; 4 times: top = conv(pool(top)); x += top.
     private mutating func crp(_ x0: Int, _ n: Int, _ model: Model) -> Int {
         var x = x0, top = x0
+        if n == 1, channels[x0] % 16 == 0, ProcessInfo.processInfo.environment["HYDRA_CRP_STAGES"] == nil { // env: A/B benchmarks
+            let out = tensor(channels[x0])
+            steps.append(.crpChain((1...4).map { "crp1.0.\($0)_outvar_dimred" }, input: x0, output: out))
+            return out
+        }
         if n == 1 {
             for i in 1...4 {
                 let t = tensor(channels[top]), y = tensor(channels[x])
@@ -138,6 +145,7 @@ struct Graph: Sendable {
             case let .add(a, _, out, _): s[out] = s[a]
             case let .head(_, x, out): s[out] = s[x]
             case let .crpScale(_, top, _, topOut, xOut): s[topOut] = s[top]; s[xOut] = s[top]
+            case let .crpChain(_, x, out): s[out] = s[x]
             case let .maxPool5(x, out): s[out] = s[x]
             case let .scale(_, x, out, _): s[out] = s[x]
             case let .resize(_, like, out): s[out] = s[like]
@@ -157,6 +165,7 @@ struct Graph: Sendable {
             case let .add(a, b, out, _): use(a, i); use(b, i); life[out].first = i
             case let .head(_, x, out): use(x, i); life[out].first = i
             case let .crpScale(_, top, x, topOut, xOut): use(top, i); use(x, i); life[topOut].first = i; life[xOut].first = i
+            case let .crpChain(_, x, out): use(x, i); life[out].first = i
             case let .maxPool5(x, out): use(x, i); life[out].first = i
             case let .scale(_, x, out, _): use(x, i); life[out].first = i
             case let .resize(x, _, out): use(x, i); life[out].first = i

@@ -101,6 +101,7 @@ public final class ModelReplica: @unchecked Sendable {
         case let .maxPool5(x, _): return "maxpool5 \(at(x))"
         case let .scale(_, x, _, _): return "channel scale \(at(x))"
         case let .crpScale(_, top, _, _, _): return "maxpool5+scale+add \(at(top))"
+        case let .crpChain(_, x, _): return "crp chain (4 x maxpool5+scale+add) \(at(x))"
         case let .head(name, x, _): return "head 3x3 \(at(x)) -> \(model.convs[name]!.outputChannels)"
         case let .resize(x, like, _): return "resize \(at(x)) -> \(plan.shapes[like].w)x\(plan.shapes[like].h)"
         }
@@ -127,7 +128,7 @@ public final class ModelReplica: @unchecked Sendable {
             status = xnn_create_add_nd_f32(relu6 ? 0 : -.infinity, relu6 ? 6 : .infinity, 0, &op)
         case .resize:
             return nil // created at setup: channels are known from the graph, see `setUp`
-        case .maxPool5, .scale, .head, .crpScale:
+        case .maxPool5, .scale, .head, .crpScale, .crpChain:
             return nil
         }
         guard status == xnn_status_success else { throw EngineError.xnnpack("cannot create operator for \(step) (status \(status.rawValue))") }
@@ -174,7 +175,7 @@ public final class ModelReplica: @unchecked Sendable {
                 }
                 status = xnn_setup_resize_bilinear2d_nhwc_f32(operators[i], 1, shapes[x].h, shapes[x].w, shapes[out].h,
                                                                shapes[out].w, pointer(newPlan, x), pointer(newPlan, out), pool)
-            case .maxPool5, .scale, .head, .crpScale:
+            case .maxPool5, .scale, .head, .crpScale, .crpChain:
                 continue
             }
             guard status == xnn_status_success else {
@@ -224,6 +225,11 @@ public final class ModelReplica: @unchecked Sendable {
                     hydra_crp_scale_stage(pointer(plan, top), pointer(plan, x), s.baseAddress, pointer(plan, topOut),
                                           pointer(plan, xOut), plan.shapes[top].h, plan.shapes[top].w, graph.channels[top], pool)
                 }
+            case let .crpChain(names, x, out):
+                let scales = names.flatMap { model.scales[$0]! }
+                let status = hydra_crp_scale_chain(pointer(plan, x), scales, pointer(plan, out), plan.shapes[x].h, plan.shapes[x].w,
+                                                   graph.channels[x], pool)
+                precondition(status == 0, "crp chain needs channels that are a multiple of 16")
             case let .scale(name, x, out, relu6):
                 let scale = model.scales[name]!
                 scale.withUnsafeBufferPointer { s in

@@ -167,6 +167,116 @@ void hydra_crp_scale_stage(const float *top, const float *x, const float *scale,
     hydra_parallelize_1d(pool, pool_row, &p, (height + 1) / 2);
 }
 
+/* ---- the whole crp1 chain in one pass ---- */
+
+/* Four stages t_i = scale_i * maxpool5(t_(i-1)), t_0 = x, out = x + t_1 + t_2 + t_3 + t_4 (added in
+   that order, as the stage-by-stage version does, so results are identical). Channels are
+   independent, so each task takes 16 of them over the whole image and runs the stages as a
+   wavefront down the rows: at step r it pools row r of stage 1, r-2 of stage 2, r-4 of stage 3 and
+   r-6 of stage 4, and writes output row r-6. The stage rows live in small rings (7, 5 and 5 rows of
+   16 channels: 17 x width x 64 bytes, in L2), so the full-size tensors are read and written once
+   instead of sixteen times. */
+typedef struct {
+    const float *x;
+    const float *scales; /* 4 x c */
+    float *out;
+    size_t h, w, c;
+    float *rings; /* per task: RING_ROWS rows of w x 16 floats */
+} chain_ctx;
+
+enum { RING1 = 7, RING2 = 5, RING3 = 5, RING_ROWS = RING1 + RING2 + RING3 };
+
+/* The vertical max of five rows at one pixel (16 channels at `at`). */
+static inline __attribute__((always_inline)) void vmax5(const float *const rows[5], size_t at, v16 *m) {
+    v16 r;
+    memcpy(m, rows[0] + at, sizeof *m);
+    for (int k = 1; k < 5; k++) {
+        memcpy(&r, rows[k] + at, sizeof r);
+        *m = VMAX(*m, r);
+    }
+}
+
+/* Pools one row: rows[k] point at pixel 0 of the five input rows, `stride` floats between pixels;
+   writes w pixels of 16 channels, contiguous, scaled. */
+static inline __attribute__((always_inline))
+void pool_row16(const float *const rows[5], size_t stride, size_t w, const v16 *scale, float *dst) {
+    const size_t x1 = w > 1 ? 1 : 0, x2 = w > 2 ? 2 : w - 1;
+    v16 a0, a1, a2, a3, a4;
+    vmax5(rows, 0, &a2);
+    a0 = a1 = a2;
+    vmax5(rows, x1 * stride, &a3);
+    vmax5(rows, x2 * stride, &a4);
+    for (size_t x = 0; x < w; x++) {
+        v16 v = VMAX(VMAX(VMAX(a0, a1), VMAX(a2, a3)), a4) * *scale;
+        memcpy(dst + x * PB, &v, sizeof v);
+        a0 = a1; a1 = a2; a2 = a3; a3 = a4;
+        vmax5(rows, (x + 3 < w ? x + 3 : w - 1) * stride, &a4);
+    }
+}
+
+static inline size_t clamp_row(long r, size_t h) { return r < 0 ? 0 : ((size_t)r >= h ? h - 1 : (size_t)r); }
+
+HYDRA_DISPATCH
+static void chain_block(void *vctx, size_t block) {
+    const chain_ctx *k = (const chain_ctx *)vctx;
+    const size_t h = k->h, w = k->w, c = k->c, c0 = block * PB, row = w * PB;
+    float *t1 = k->rings + block * RING_ROWS * row, *t2 = t1 + RING1 * row, *t3 = t2 + RING2 * row;
+    v16 s[4];
+    for (int i = 0; i < 4; i++) memcpy(&s[i], k->scales + (size_t)i * c + c0, sizeof s[i]);
+    for (long r = 0; r < (long)h + 6; r++) {
+        const float *rows[5];
+        if (r < (long)h) { /* stage 1 from x */
+            for (int j = 0; j < 5; j++) rows[j] = k->x + clamp_row(r + j - 2, h) * w * c + c0;
+            pool_row16(rows, c, w, &s[0], t1 + (size_t)(r % RING1) * row);
+        }
+        const long q2 = r - 2, q3 = r - 4, q4 = r - 6;
+        if (q2 >= 0 && q2 < (long)h) {
+            for (int j = 0; j < 5; j++) rows[j] = t1 + (clamp_row(q2 + j - 2, h) % RING1) * row;
+            pool_row16(rows, PB, w, &s[1], t2 + (size_t)(q2 % RING2) * row);
+        }
+        if (q3 >= 0 && q3 < (long)h) {
+            for (int j = 0; j < 5; j++) rows[j] = t2 + (clamp_row(q3 + j - 2, h) % RING2) * row;
+            pool_row16(rows, PB, w, &s[2], t3 + (size_t)(q3 % RING3) * row);
+        }
+        if (q4 >= 0) {
+            for (int j = 0; j < 5; j++) rows[j] = t3 + (clamp_row(q4 + j - 2, h) % RING3) * row;
+            const float *r1 = t1 + (size_t)(q4 % RING1) * row, *r2 = t2 + (size_t)(q4 % RING2) * row;
+            const float *r3 = t3 + (size_t)(q4 % RING3) * row;
+            const size_t x1 = w > 1 ? 1 : 0, x2 = w > 2 ? 2 : w - 1;
+            v16 a0, a1, a2, a3, a4;
+            vmax5(rows, 0, &a2);
+            a0 = a1 = a2;
+            vmax5(rows, x1 * PB, &a3);
+            vmax5(rows, x2 * PB, &a4);
+            for (size_t x = 0; x < w; x++) {
+                const size_t o = ((size_t)q4 * w + x) * c + c0;
+                v16 t4 = VMAX(VMAX(VMAX(a0, a1), VMAX(a2, a3)), a4) * s[3];
+                v16 acc, u;
+                memcpy(&acc, k->x + o, sizeof acc);
+                memcpy(&u, r1 + x * PB, sizeof u); acc += u;
+                memcpy(&u, r2 + x * PB, sizeof u); acc += u;
+                memcpy(&u, r3 + x * PB, sizeof u); acc += u;
+                acc += t4;
+                memcpy(k->out + o, &acc, sizeof acc);
+                a0 = a1; a1 = a2; a2 = a3; a3 = a4;
+                vmax5(rows, (x + 3 < w ? x + 3 : w - 1) * PB, &a4);
+            }
+        }
+    }
+}
+
+int hydra_crp_scale_chain(const float *x, const float *scales, float *out,
+                          size_t height, size_t width, size_t channels, pthreadpool_t pool) {
+    if (channels % PB != 0 || height == 0 || width == 0) return -1;
+    const size_t blocks = channels / PB;
+    float *rings = (float *)malloc(blocks * RING_ROWS * width * PB * sizeof(float));
+    if (!rings) abort();
+    chain_ctx k = { x, scales, out, height, width, channels, rings };
+    hydra_parallelize_1d(pool, chain_block, &k, blocks);
+    free(rings);
+    return 0;
+}
+
 void hydra_maxpool5(const float *in, float *out, size_t height, size_t width,
                     size_t channels, pthreadpool_t pool) {
     pool_ctx p = { in, out, height, width, channels, NULL, NULL, NULL };

@@ -30,6 +30,33 @@ final class KernelTests: XCTestCase {
         }
     }
 
+    /// The fused crp1 chain must give exactly what four separate stages give (same sums, same order),
+    /// at sizes where the wavefront's rings and clamped borders are all exercised.
+    func testCRPChainEqualsFourStagesBitForBit() throws {
+        for threads in [1, 2, 3] {
+            let pool = pthreadpool_create(threads)
+            defer { pthreadpool_destroy(pool) }
+            var rng = SystemRandomNumberGenerator()
+            for (h, w, c) in [(1, 1, 16), (2, 3, 32), (6, 2, 16), (7, 11, 48), (13, 4, 256), (40, 9, 16)] {
+                let x = (0..<(h * w * c)).map { _ in Float.random(in: -5...5, using: &rng) }
+                let scales = (0..<(4 * c)).map { _ in Float.random(in: -1.5...1.5, using: &rng) }
+                var top = x, acc = x
+                var topOut = [Float](repeating: 0, count: x.count), accOut = topOut
+                for i in 0..<4 {
+                    let s = Array(scales[(i * c)..<((i + 1) * c)])
+                    hydra_crp_scale_stage(top, acc, s, &topOut, &accOut, h, w, c, pool)
+                    (top, acc) = (topOut, accOut)
+                }
+                var out = [Float](repeating: .nan, count: x.count + 4)
+                XCTAssertEqual(hydra_crp_scale_chain(x, scales, &out, h, w, c, pool), 0)
+                XCTAssertEqual(Array(out.prefix(x.count)), acc, "\(h)x\(w)x\(c), \(threads) threads")
+                XCTAssertTrue(out.suffix(4).allSatisfy(\.isNaN), "wrote past the end")
+            }
+        }
+        var out = [Float](repeating: 0, count: 8)
+        XCTAssertEqual(hydra_crp_scale_chain([Float](repeating: 0, count: 8), [Float](repeating: 1, count: 32), &out, 1, 1, 8, nil), -1)
+    }
+
     func testChannelScaleClamps() {
         let x: [Float] = [1, -2, 3, 10, -4, 0.5]
         let s: [Float] = [2, 3, -1]

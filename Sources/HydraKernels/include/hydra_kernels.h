@@ -22,6 +22,14 @@ void hydra_maxpool5(const float *in, float *out, size_t height, size_t width,
 void hydra_crp_scale_stage(const float *top, const float *x, const float *scale, float *top_out, float *x_out,
                            size_t height, size_t width, size_t channels, pthreadpool_t pool);
 
+/* The four crp1 stages at once: t_0 = x, t_i = scale_i * maxpool5(t_(i-1)), out = x + t_1 + ... + t_4
+   (scales: the four per-channel scales, 4 x channels),
+   bit-identical to four hydra_crp_scale_stage calls but reading x and writing out once (a wavefront
+   over rows per block of 16 channels). Channels must be a multiple of 16 (returns -1 otherwise);
+   `out` must not be `x`. */
+int hydra_crp_scale_chain(const float *x, const float *scales, float *out,
+                          size_t height, size_t width, size_t channels, pthreadpool_t pool);
+
 /* out[p][c] = clamp(in[p][c] * scale[c], lo, hi): a depthwise 1x1 convolution. */
 void hydra_channel_scale(const float *in, const float *scale, float *out, size_t pixels,
                          size_t channels, float lo, float hi, pthreadpool_t pool);
