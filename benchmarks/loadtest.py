@@ -74,13 +74,16 @@ def main():
         label = " ".join(flags)
         try:
             hey(s.port, a.frame, 3, 2)  # warm-up
-            sat = hey(s.port, a.frame, a.seconds, 4)
+            # Saturation: a closed loop with as many clients as the server admits at once (workers + queue,
+            # the queue being one per worker by default), so that none is refused and the workers never idle.
+            admitted = 2 * int(flags[1])
+            sat = hey(s.port, a.frame, a.seconds, admitted)
             unloaded = hey(s.port, a.frame, a.seconds, 1)
             rate = sat["throughput"]
             print(f"{label}: saturation {rate:.2f} req/s, unloaded median {unloaded['p50']:.1f} ms", flush=True)
             lines.append(f"| {label} | closed loop, 1 client | - | {unloaded['throughput']:.2f} | {unloaded['p50']:.1f} | "
                          f"{unloaded['p95']:.1f} | {unloaded['p99']:.1f} | {unloaded['rate_503']:.1%} | {unloaded['errors']} |")
-            lines.append(f"| {label} | closed loop, 4 clients (saturation) | - | {sat['throughput']:.2f} | {sat['p50']:.1f} | "
+            lines.append(f"| {label} | closed loop, {admitted} clients (saturation) | - | {sat['throughput']:.2f} | {sat['p50']:.1f} | "
                          f"{sat['p95']:.1f} | {sat['p99']:.1f} | {sat['rate_503']:.1%} | {sat['errors']} |")
             for m in (1, 2, 4):
                 workers = 16
