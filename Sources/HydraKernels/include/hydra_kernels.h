@@ -13,7 +13,7 @@ void hydra_preprocess_rgb8(const uint8_t *rgb, size_t pixels, const float mean[3
                            const float std[3], float *out, pthreadpool_t pool);
 
 /* 5x5 max pool, stride 1, padding 2 where padded cells never win (PyTorch's
-   MaxPool2d(5, 1, 2)). Separable: vertical then horizontal, one pass per row. */
+   MaxPool2d(5, 1, 2)). One pass per pair of output rows: their shared vertical maxima, then a 5-wide window. */
 void hydra_maxpool5(const float *in, float *out, size_t height, size_t width,
                     size_t channels, pthreadpool_t pool);
 
