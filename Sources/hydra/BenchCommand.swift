@@ -22,6 +22,8 @@ struct BenchCommand: ParsableCommand {
     @Option(help: "Time what a service worker does with this PNG/JPEG instead (decode, engine, outputs, multipart framing).")
     var frame: String?
     @Option(help: "With --frame: the predict query, as in the URL.") var query = "outputs=segmentation,depth"
+    @Option(help: "Instead of timing: the memory each of this many replicas adds (packed at creation, then after one run).")
+    var replicas: Int?
 
     func run() throws {
         if let frame { return try runPipeline(frame) }
@@ -30,6 +32,7 @@ struct BenchCommand: ParsableCommand {
         guard runs >= 1, threads >= 1, warmup >= 0 else { throw CLIError("--runs and --threads must be positive") }
         let (w, h) = (parts[0], parts[1])
         let model = try ModelLoading.load(self.model)
+        if let replicas { return try measureReplicas(replicas, model: model, width: w, height: h) }
         let loadStart = Date()
         let replica = try ModelReplica(model: model, threads: threads)
         let packSeconds = Date().timeIntervalSince(loadStart)
@@ -140,6 +143,35 @@ struct BenchCommand: ParsableCommand {
         print("  slowest steps:")
         for (label, ms) in steps.sorted(by: { $0.1 > $1.1 }).prefix(12) {
             print(String(format: "  %6.2f ms  %@", ms, label))
+        }
+    }
+
+    /// Resident memory of this process in MiB (/proc/self/statm; 0 where there is none).
+    private static func rssMiB() -> Double {
+        guard let text = try? String(contentsOfFile: "/proc/self/statm", encoding: .utf8),
+              let pages = text.split(separator: " ").dropFirst().first.flatMap({ Double($0) }) else { return 0 }
+        return pages * Double(sysconf(Int32(_SC_PAGESIZE))) / 1_048_576
+    }
+
+    /// What one more replica costs: RSS after creating it (packed weights) and after its first run
+    /// (activations, XNNPACK's indirection buffers and per-operator state), next to its activation arena.
+    private func measureReplicas(_ n: Int, model: Model, width: Int, height: Int) throws {
+        guard n >= 1 else { throw CLIError("--replicas must be positive") }
+        let pixels = [UInt8](repeating: 128, count: width * height * 3)
+        var kept: [ModelReplica] = []
+        var last = Self.rssMiB()
+        print(String(format: "RSS with the model loaded: %.1f MiB", last))
+        for i in 1...n {
+            let replica = try ModelReplica(model: model, threads: threads)
+            let packed = Self.rssMiB()
+            _ = try pixels.withUnsafeBufferPointer { try replica.run(rgb: $0, width: width, height: height) }
+            let ran = Self.rssMiB()
+            let arena = Double(replica.activationBytes) / 1_048_576
+            print(String(format: "replica %d: +%.1f MiB created (packed weights), +%.1f MiB after one %dx%d run "
+                + "(activations %.1f MiB, other %.1f MiB); total +%.1f MiB", i, packed - last, ran - packed, width, height,
+                arena, ran - packed - arena, ran - last))
+            last = ran
+            kept.append(replica)
         }
     }
 }
