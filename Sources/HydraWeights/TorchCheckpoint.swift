@@ -75,7 +75,7 @@ public enum TorchCheckpoint {
         }
         var unpickler = Unpickler(data: try extract(pkl)) { pid in
             // ('storage', storage_type, key, location, numel)
-            guard case let .tuple(t) = pid, t.count >= 3, case .string("storage") = t[0],
+            guard case let .tuple(t, _) = pid, t.count >= 3, case .string("storage") = t[0],
                   case let .global(_, typeName) = t[1], case let .string(key) = t[2],
                   let dtype = Unpickler.storageTypes[typeName]
             else { throw WeightsError.invalidCheckpoint("unexpected persistent id \(pid)") }
@@ -112,12 +112,12 @@ public enum TorchCheckpoint {
         }
         var main = Unpickler(data: data, position: header.position) { pid in
             // ('storage', storage_type, root_key, location, numel, view_metadata)
-            guard case let .tuple(t) = pid, t.count >= 5, case .string("storage") = t[0],
+            guard case let .tuple(t, _) = pid, t.count >= 5, case .string("storage") = t[0],
                   case let .global(_, typeName) = t[1], case let .string(key) = t[2],
                   let dtype = Unpickler.storageTypes[typeName]
             else { throw WeightsError.invalidCheckpoint("unexpected persistent id \(pid)") }
             var ref = StorageRef(key: key, dtype: dtype)
-            if t.count >= 6, case let .tuple(view) = t[5], view.count >= 2, case let .int(off) = view[1] {
+            if t.count >= 6, case let .tuple(view, _) = t[5], view.count >= 2, case let .int(off) = view[1] {
                 ref.viewOffset = off
             }
             return .storage(ref)
@@ -158,14 +158,20 @@ public enum TorchCheckpoint {
 
     // MARK: common
 
+    /// Every tensor in `v`. The unpickler bounds nesting, but the memo lets a list or dict contain
+    /// itself, so each one is visited once.
     static func walkTensors(_ v: PickleValue, _ body: (TensorRef) -> Void) {
-        switch v {
-        case let .tensor(t): body(t)
-        case let .dict(d): for (_, x) in d.pairs { walkTensors(x, body) }
-        case let .list(l): for x in l.items { walkTensors(x, body) }
-        case let .tuple(t): for x in t { walkTensors(x, body) }
-        default: break
+        var seen = Set<ObjectIdentifier>()
+        func walk(_ v: PickleValue) {
+            switch v {
+            case let .tensor(t): body(t)
+            case let .dict(d): if seen.insert(ObjectIdentifier(d)).inserted { for (_, x) in d.pairs { walk(x) } }
+            case let .list(l): if seen.insert(ObjectIdentifier(l)).inserted { for x in l.items { walk(x) } }
+            case let .tuple(t, _): for x in t { walk(x) }
+            default: break
+            }
         }
+        walk(v)
     }
 
     /// Finds the state dict (a top-level `state_dict` entry, or the top-level dict itself),

@@ -9,7 +9,8 @@ public indirect enum PickleValue: CustomStringConvertible {
     case float(Double)
     case string(String)
     case bytes([UInt8])
-    case tuple([PickleValue])
+    /// Items, and the nesting depth (kept so that depth checks never walk a structure).
+    case tuple([PickleValue], depth: Int)
     case list(PickleList)
     case dict(PickleDict)
     /// A global that the allow-list admitted, not yet called.
@@ -26,7 +27,7 @@ public indirect enum PickleValue: CustomStringConvertible {
         case let .float(f): return "\(f)"
         case let .string(s): return "'\(s)'"
         case let .bytes(b): return "<\(b.count) bytes>"
-        case let .tuple(t): return "(\(t.map(\.description).joined(separator: ", ")))"
+        case let .tuple(t, depth): return depth > 2 ? "(\(t.count)-tuple)" : "(\(t.map(\.description).joined(separator: ", ")))"
         case let .list(l): return "[\(l.items.count) items]"
         case let .dict(d): return "{\(d.pairs.count) entries}"
         case let .global(m, n): return "\(m).\(n)"
@@ -36,8 +37,41 @@ public indirect enum PickleValue: CustomStringConvertible {
     }
 }
 
-public final class PickleList { public var items: [PickleValue] = [] }
-public final class PickleDict { public var pairs: [(PickleValue, PickleValue)] = [] }
+extension PickleValue {
+    /// How deeply containers nest inside this value (0 for a scalar); O(1).
+    public var depth: Int {
+        switch self {
+        case let .tuple(_, d): return d
+        case let .list(l): return l.depth
+        case let .dict(d): return d.depth
+        default: return 0
+        }
+    }
+
+    /// A tuple of `items`, one level deeper than the deepest of them.
+    static func makeTuple(_ items: [PickleValue]) -> PickleValue {
+        .tuple(items, depth: 1 + (items.map(\.depth).max() ?? 0))
+    }
+}
+
+/// Lists and dicts keep their nesting depth up to date as items are added (the unpickler bounds it).
+public final class PickleList {
+    public private(set) var items: [PickleValue] = []
+    public private(set) var depth = 1
+    func append(contentsOf values: [PickleValue]) {
+        items.append(contentsOf: values)
+        depth = max(depth, 1 + (values.map(\.depth).max() ?? 0))
+    }
+}
+
+public final class PickleDict {
+    public private(set) var pairs: [(PickleValue, PickleValue)] = []
+    public private(set) var depth = 1
+    func append(_ key: PickleValue, _ value: PickleValue) {
+        pairs.append((key, value))
+        depth = max(depth, 1 + key.depth, 1 + value.depth)
+    }
+}
 
 /// A torch storage named by a pickle's persistent id.
 public struct StorageRef: Sendable {
@@ -89,6 +123,9 @@ public struct Unpickler {
     }
 
     static let maxContainer = 50_000_000
+    /// Checkpoints nest a few levels; deeper structures are refused so that nothing that walks or frees
+    /// them can run out of stack (found by `make fuzz`, target checkpoint).
+    static let maxDepth = 64
 
     /// Runs one pickle to its STOP opcode and returns its value; `position` is then just past it.
     public mutating func load() throws -> PickleValue {
@@ -111,6 +148,10 @@ public struct Unpickler {
             guard let v = stack.last else { throw fail("stack underflow") }
             return v
         }
+        func checked(_ v: PickleValue) throws -> PickleValue {
+            guard v.depth <= Self.maxDepth else { throw fail("containers nested deeper than \(Self.maxDepth) levels") }
+            return v
+        }
 
         while true {
             let op = try byte()
@@ -120,7 +161,7 @@ public struct Unpickler {
             case 0x2E: // STOP
                 return try pop()
             case 0x28: marks.append(stack.count) // MARK
-            case 0x29: stack.append(.tuple([])) // EMPTY_TUPLE
+            case 0x29: stack.append(.makeTuple([])) // EMPTY_TUPLE
             case 0x5D: stack.append(.list(PickleList())) // EMPTY_LIST
             case 0x7D: stack.append(.dict(PickleDict())) // EMPTY_DICT
             case 0x4E: stack.append(.none)
@@ -163,41 +204,46 @@ public struct Unpickler {
             case 0x43: stack.append(.bytes(try bytes(Int(try byte())))) // SHORT_BINBYTES
             case 0x8E: stack.append(.bytes(try bytes(try length(try uint(8))))) // BINBYTES8
             case 0x96: stack.append(.bytes(try bytes(try length(try uint(8))))) // BYTEARRAY8
-            case 0x74: stack.append(.tuple(try popMark())) // TUPLE
-            case 0x85: stack.append(.tuple([try pop()])) // TUPLE1
-            case 0x86: let b = try pop(), a = try pop(); stack.append(.tuple([a, b])) // TUPLE2
-            case 0x87: let c = try pop(), b = try pop(), a = try pop(); stack.append(.tuple([a, b, c])) // TUPLE3
-            case 0x6C: let l = PickleList(); l.items = try popMark(); stack.append(.list(l)) // LIST
+            case 0x74: stack.append(try checked(.makeTuple(try popMark()))) // TUPLE
+            case 0x85: stack.append(try checked(.makeTuple([try pop()]))) // TUPLE1
+            case 0x86: let b = try pop(), a = try pop(); stack.append(try checked(.makeTuple([a, b]))) // TUPLE2
+            case 0x87: let c = try pop(), b = try pop(), a = try pop(); stack.append(try checked(.makeTuple([a, b, c]))) // TUPLE3
+            case 0x6C: let l = PickleList(); l.append(contentsOf: try popMark()); stack.append(try checked(.list(l))) // LIST
             case 0x64: // DICT
                 let items = try popMark()
                 guard items.count % 2 == 0 else { throw fail("odd DICT items") }
                 let d = PickleDict()
-                for i in stride(from: 0, to: items.count, by: 2) { d.pairs.append((items[i], items[i + 1])) }
-                stack.append(.dict(d))
+                for i in stride(from: 0, to: items.count, by: 2) { d.append(items[i], items[i + 1]) }
+                stack.append(try checked(.dict(d)))
             case 0x8F: stack.append(.list(PickleList())) // EMPTY_SET: kept as a list
             case 0x90: // ADDITEMS
                 let items = try popMark()
                 guard case let .list(l) = try top() else { throw fail("ADDITEMS on a non-set") }
-                l.items.append(contentsOf: items)
-            case 0x91: let l = PickleList(); l.items = try popMark(); stack.append(.list(l)) // FROZENSET
+                l.append(contentsOf: items)
+                _ = try checked(.list(l))
+            case 0x91: let l = PickleList(); l.append(contentsOf: try popMark()); stack.append(try checked(.list(l))) // FROZENSET
             case 0x61: // APPEND
                 let v = try pop()
                 guard case let .list(l) = try top() else { throw fail("APPEND to a non-list") }
-                l.items.append(v)
+                l.append(contentsOf: [v])
+                _ = try checked(.list(l))
             case 0x65: // APPENDS
                 let items = try popMark()
                 guard case let .list(l) = try top() else { throw fail("APPENDS to a non-list") }
                 guard l.items.count + items.count <= Self.maxContainer else { throw fail("list too long") }
-                l.items.append(contentsOf: items)
+                l.append(contentsOf: items)
+                _ = try checked(.list(l))
             case 0x73: // SETITEM
                 let v = try pop(), k = try pop()
                 guard case let .dict(d) = try top() else { throw fail("SETITEM on a non-dict") }
-                d.pairs.append((k, v))
+                d.append(k, v)
+                _ = try checked(.dict(d))
             case 0x75: // SETITEMS
                 let items = try popMark()
                 guard items.count % 2 == 0 else { throw fail("odd SETITEMS items") }
                 guard case let .dict(d) = try top() else { throw fail("SETITEMS on a non-dict") }
-                for i in stride(from: 0, to: items.count, by: 2) { d.pairs.append((items[i], items[i + 1])) }
+                for i in stride(from: 0, to: items.count, by: 2) { d.append(items[i], items[i + 1]) }
+                _ = try checked(.dict(d))
             case 0x30: _ = try pop() // POP
             case 0x31: _ = try popMark() // POP_MARK
             case 0x32: stack.append(try top()) // DUP
@@ -225,10 +271,10 @@ public struct Unpickler {
                 stack.append(try global(module, name))
             case 0x52: // REDUCE
                 let args = try pop(), callable = try pop()
-                stack.append(try call(callable, args))
+                stack.append(try checked(try call(callable, args)))
             case 0x81: // NEWOBJ
                 let args = try pop(), cls = try pop()
-                stack.append(try call(cls, args))
+                stack.append(try checked(try call(cls, args)))
             case 0x62: // BUILD: only the state torch attaches to dicts and parameters, which loading ignores
                 _ = try pop()
                 switch try top() {
@@ -250,7 +296,7 @@ public struct Unpickler {
     }
 
     private func call(_ callable: PickleValue, _ args: PickleValue) throws -> PickleValue {
-        guard case let .global(module, name) = callable, case let .tuple(a) = args else {
+        guard case let .global(module, name) = callable, case let .tuple(a, _) = args else {
             throw WeightsError.invalidCheckpoint("pickle: REDUCE on something that is not an allowed global")
         }
         switch "\(module).\(name)" {
@@ -258,8 +304,8 @@ public struct Unpickler {
             let d = PickleDict()
             if let first = a.first, case let .list(l) = first {
                 for item in l.items {
-                    guard case let .tuple(kv) = item, kv.count == 2 else { throw WeightsError.invalidCheckpoint("OrderedDict item") }
-                    d.pairs.append((kv[0], kv[1]))
+                    guard case let .tuple(kv, _) = item, kv.count == 2 else { throw WeightsError.invalidCheckpoint("OrderedDict item") }
+                    d.append(kv[0], kv[1])
                 }
             }
             return .dict(d)
@@ -278,7 +324,7 @@ public struct Unpickler {
     }
 
     private func ints(_ v: PickleValue) -> [Int]? {
-        guard case let .tuple(t) = v else { return nil }
+        guard case let .tuple(t, _) = v else { return nil }
         var out: [Int] = []
         for x in t {
             guard case let .int(i) = x else { return nil }

@@ -19,6 +19,21 @@ final class UnpicklerTests: XCTestCase {
         XCTAssertEqual(l.items.map(\.description), ["1", "-2", "3.5", "'x'", "true", "None", "(70000)"])
     }
 
+    /// Deep nesting would overflow the stack of whatever walks or frees it (found by make fuzz).
+    func testNestingIsBoundedAndSelfContainingListsAreWalkedOnce() throws {
+        let deep: [UInt8] = [0x80, 2, 0x4E] + [UInt8](repeating: 0x85, count: 200_000) + [0x2E] // None, TUPLE1 x 200000
+        XCTAssertThrowsError(try load(deep)) { XCTAssertTrue("\($0)".contains("nested deeper than 64"), "\($0)") }
+        let ok: [UInt8] = [0x80, 2, 0x4E] + [UInt8](repeating: 0x85, count: 64) + [0x2E]
+        XCTAssertEqual(try load(ok).depth, 64)
+        // l = []; l.append(l): EMPTY_LIST, BINPUT 0, BINGET 0, APPEND, STOP
+        let cyclic = try load([0x80, 2, 0x5D, 0x71, 0, 0x68, 0, 0x61, 0x2E])
+        guard case let .list(l) = cyclic, case let .list(inner) = l.items[0] else { return XCTFail("shape") }
+        XCTAssertTrue(l === inner)
+        var tensors = 0
+        TorchCheckpoint.walkTensors(cyclic) { _ in tensors += 1 }
+        XCTAssertEqual(tensors, 0)
+    }
+
     func testForbiddenGlobalsAreRefusedBeforeAnythingRuns() throws {
         for (module, name) in [("os", "system"), ("posix", "system"), ("builtins", "eval"), ("__builtin__", "getattr"),
                                ("subprocess", "Popen"), ("torch", "load"), ("torch._utils", "_rebuild_device_tensor_from_numpy")] {
