@@ -5,7 +5,7 @@ import HydraEngine
 /// One client socket: reads requests through its `RequestReader` (http-parser and the limits), serves one request
 /// at a time in order (pipelined requests wait in `pending`), and owns its timer. Loop thread only.
 final class Connection {
-    enum State { case idle, reading, busy, writing, closed }
+    enum State { case idle, reading, busy, writing, lingering, closed }
 
     let id: UInt64
     unowned let server: HTTPServer
@@ -84,6 +84,11 @@ final class Connection {
         }
         guard n > 0 else { return }
         server.metrics.bytesIn.increment(by: n)
+        if state == .lingering {
+            lingerBytes += n
+            if lingerBytes > Connection.lingerLimit { close() }
+            return
+        }
         if state == .busy || state == .writing {
             pending += readBuffer[0..<n]
             if pending.count > server.config.maxHeaderBytes + (1 << 20) { stopReading() } // backpressure
@@ -151,7 +156,7 @@ final class Connection {
 
     private func responseWritten(keepAlive: Bool) {
         guard state != .closed else { return }
-        guard keepAlive else { return close() }
+        guard keepAlive else { return linger() }
         state = .idle
         request = HTTPRequest(method: "", target: "")
         armTimer(server.config.idleTimeout)
@@ -216,6 +221,27 @@ final class Connection {
 
     // MARK: timers and closing
 
+    /// Bytes a closing connection reads and discards before it gives up on a clean close.
+    static let lingerLimit = 64 << 20
+    /// Seconds a closing connection waits for the client to stop sending.
+    static let lingerSeconds = 2.0
+    private var lingerBytes = 0
+
+    /// Closes after an answer that ends the connection. Closing a socket with unread bytes makes TCP
+    /// reset it, and a client still sending its body (a 413 or a 503 sent before the body was read)
+    /// would then lose the answer. So the write side is shut (FIN after the answer) and what the
+    /// client still sends is read and dropped until it closes, for at most 2 s or 64 MiB.
+    private func linger() {
+        state = .lingering
+        let req = UV.allocate(uv_shutdown_t.self)
+        if uv_shutdown(req, UV.stream(tcp), { req, _ in free(req) }) != 0 {
+            free(req)
+            return close()
+        }
+        armTimer(Connection.lingerSeconds)
+        startReading()
+    }
+
     private func armTimer(_ seconds: Double) {
         uv_timer_start(timer, { t in Connection.from(t!.pointee.data).timedOut() }, UInt64(max(1, seconds * 1000)), 0)
     }
@@ -226,7 +252,7 @@ final class Connection {
         case .reading:
             request = reader.request
             fail(Problem(408, "the request was not received within \(server.config.requestTimeout) s"))
-        case .writing: close() // the client does not read its response
+        case .writing, .lingering: close() // the client does not read its response, or never stops sending
         case .busy, .closed: break
         }
     }

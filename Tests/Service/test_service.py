@@ -253,6 +253,18 @@ def test_slow_request_gets_408_and_idle_connections_close(server_factory):
 
 # ---- overload, deadlines, disconnects
 
+def test_a_client_still_sending_its_body_gets_the_refusal_not_a_reset(server_factory):
+    """A 413 is decided from Content-Length before the body is read; the client is still sending 8 MiB.
+    Closing with unread bytes would reset the connection and lose the answer (a broken pipe at the
+    client, seen in CI); the server lingers and drops what still comes instead."""
+    s = server_factory("--max-body-mb", "1")
+    body = b"\x89PNG\r\n\x1a\n" + bytes(8 << 20)
+    for _ in range(5):
+        status, headers, data = post(s.port, "/v1/predict", body)
+        assert status == 413 and headers["content-type"] == "application/problem+json", (status, data[:200])
+    assert get(s.port, "/healthz")[0] == 200
+
+
 def test_overload_answers_503_at_once_and_recovers(server_factory):
     s = server_factory("--workers", "1", "--threads-per-worker", "1", "--queue-size", "1")
     big = png(1226, 370, seed=3)
