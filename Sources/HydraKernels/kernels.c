@@ -174,7 +174,7 @@ void hydra_crp_scale_stage(const float *top, const float *x, const float *scale,
    independent, so each task takes 16 of them over the whole image and runs the stages as a
    wavefront down the rows: at step r it pools row r of stage 1, r-2 of stage 2, r-4 of stage 3 and
    r-6 of stage 4, and writes output row r-6. The stage rows live in small rings (7, 5 and 5 rows of
-   16 channels: 17 x width x 64 bytes, in L2), so the full-size tensors are read and written once
+   16 channels, and one for stage 4: 18 x width x 64 bytes, in L2), so the full-size tensors are read and written once
    instead of sixteen times. */
 typedef struct {
     const float *x;
@@ -184,7 +184,7 @@ typedef struct {
     float *rings; /* per task: RING_ROWS rows of w x 16 floats */
 } chain_ctx;
 
-enum { RING1 = 7, RING2 = 5, RING3 = 5, RING_ROWS = RING1 + RING2 + RING3 };
+enum { RING1 = 7, RING2 = 5, RING3 = 5, RING_ROWS = RING1 + RING2 + RING3 + 1 /* stage 4's row */ };
 
 /* The vertical max of five rows at one pixel (16 channels at `at`). */
 static inline __attribute__((always_inline)) void vmax5(const float *const rows[5], size_t at, v16 *m) {
@@ -220,7 +220,7 @@ HYDRA_DISPATCH
 static void chain_block(void *vctx, size_t block) {
     const chain_ctx *k = (const chain_ctx *)vctx;
     const size_t h = k->h, w = k->w, c = k->c, c0 = block * PB, row = w * PB;
-    float *t1 = k->rings + block * RING_ROWS * row, *t2 = t1 + RING1 * row, *t3 = t2 + RING2 * row;
+    float *t1 = k->rings + block * RING_ROWS * row, *t2 = t1 + RING1 * row, *t3 = t2 + RING2 * row, *t4 = t3 + RING3 * row;
     v16 s[4];
     for (int i = 0; i < 4; i++) memcpy(&s[i], k->scales + (size_t)i * c + c0, sizeof s[i]);
     for (long r = 0; r < (long)h + 6; r++) {
@@ -240,26 +240,18 @@ static void chain_block(void *vctx, size_t block) {
         }
         if (q4 >= 0) {
             for (int j = 0; j < 5; j++) rows[j] = t3 + (clamp_row(q4 + j - 2, h) % RING3) * row;
+            pool_row16(rows, PB, w, &s[3], t4);
             const float *r1 = t1 + (size_t)(q4 % RING1) * row, *r2 = t2 + (size_t)(q4 % RING2) * row;
             const float *r3 = t3 + (size_t)(q4 % RING3) * row;
-            const size_t x1 = w > 1 ? 1 : 0, x2 = w > 2 ? 2 : w - 1;
-            v16 a0, a1, a2, a3, a4;
-            vmax5(rows, 0, &a2);
-            a0 = a1 = a2;
-            vmax5(rows, x1 * PB, &a3);
-            vmax5(rows, x2 * PB, &a4);
             for (size_t x = 0; x < w; x++) {
                 const size_t o = ((size_t)q4 * w + x) * c + c0;
-                v16 t4 = VMAX(VMAX(VMAX(a0, a1), VMAX(a2, a3)), a4) * s[3];
                 v16 acc, u;
                 memcpy(&acc, k->x + o, sizeof acc);
                 memcpy(&u, r1 + x * PB, sizeof u); acc += u;
                 memcpy(&u, r2 + x * PB, sizeof u); acc += u;
                 memcpy(&u, r3 + x * PB, sizeof u); acc += u;
-                acc += t4;
+                memcpy(&u, t4 + x * PB, sizeof u); acc += u;
                 memcpy(k->out + o, &acc, sizeof acc);
-                a0 = a1; a1 = a2; a2 = a3; a3 = a4;
-                vmax5(rows, (x + 3 < w ? x + 3 : w - 1) * PB, &a4);
             }
         }
     }
