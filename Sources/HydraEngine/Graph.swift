@@ -12,7 +12,8 @@ struct Graph: Sendable {
         /// A crp1 stage in one pass: top' = scale * maxpool5(top); x' = x + top'.
         case crpScale(String, top: Int, x: Int, topOut: Int, xOut: Int)
         /// All four crp1 stages in one wavefront pass (channels a multiple of 16): out = x + t1 + ... + t4.
-        case crpChain([String], input: Int, output: Int)
+        /// `scales`: the four stages' per-channel scales, one after the other (gathered once, here).
+        case crpChain(scales: [Float], input: Int, output: Int)
         /// 3x3 convolution with few outputs (the heads), by our own kernel: see `usesHeadKernel`.
         case head(String, input: Int, output: Int)
         /// Bilinear, half-pixel centres (PyTorch align_corners=False), to the size of `like`.
@@ -111,7 +112,7 @@ struct Graph: Sendable {
         var x = x0, top = x0
         if n == 1, channels[x0] % 16 == 0, ProcessInfo.processInfo.environment["HYDRA_CRP_STAGES"] == nil { // env: A/B benchmarks
             let out = tensor(channels[x0])
-            steps.append(.crpChain((1...4).map { "crp1.0.\($0)_outvar_dimred" }, input: x0, output: out))
+            steps.append(.crpChain(scales: (1...4).flatMap { model.scales["crp1.0.\($0)_outvar_dimred"]! }, input: x0, output: out))
             return out
         }
         if n == 1 {

@@ -225,8 +225,7 @@ public final class ModelReplica: @unchecked Sendable {
                     hydra_crp_scale_stage(pointer(plan, top), pointer(plan, x), s.baseAddress, pointer(plan, topOut),
                                           pointer(plan, xOut), plan.shapes[top].h, plan.shapes[top].w, graph.channels[top], pool)
                 }
-            case let .crpChain(names, x, out):
-                let scales = names.flatMap { model.scales[$0]! }
+            case let .crpChain(scales, x, out):
                 let status = hydra_crp_scale_chain(pointer(plan, x), scales, pointer(plan, out), plan.shapes[x].h, plan.shapes[x].w,
                                                    graph.channels[x], pool)
                 precondition(status == 0, "crp chain needs channels that are a multiple of 16")

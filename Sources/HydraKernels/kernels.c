@@ -59,15 +59,15 @@ typedef struct {
     float *x_out;
 } pool_ctx;
 
-/* One pass per output row and block of 16 channels: the vertical max of the five input rows is
-   taken per pixel, and the last five of those stay in a sliding window whose max is the output, so
-   every input cache line is read once per output row and every output line written once (the
-   earlier in-place version read and wrote each output line up to nine times). Rows and columns
-   past the border are clamped: repeating an in-window value leaves a max unchanged, which is the
-   same as padding with -inf. */
+/* One pass per pair of output rows and block of 16 channels: the vertical max of each row's five
+   input rows is taken per pixel, and the last five of those stay in a sliding window whose max is
+   the output, so every output line is written once. Rows and columns past the border are clamped:
+   repeating an in-window value leaves a max unchanged, which is the same as padding with -inf. */
 enum { PB = 16 };
 typedef float v16 __attribute__((vector_size(64)));
 #define VMAX(a, b) __builtin_elementwise_max((a), (b))
+
+static inline size_t clamp_row(long r, size_t h) { return r < 0 ? 0 : ((size_t)r >= h ? h - 1 : (size_t)r); }
 
 /* Output rows y and y+1 share four of their five input rows (y-1..y+2): their max is taken once,
    so a pair costs six row loads per pixel instead of ten. */
@@ -148,11 +148,7 @@ static void pool_row(void *vctx, size_t pair) {
     const size_t y = 2 * pair;
     const int two = y + 1 < p->h;
     const float *rows[6];
-    for (int k = 0; k < 6; k++) {
-        long yy = (long)y + k - 2;
-        yy = yy < 0 ? 0 : (yy >= (long)p->h ? (long)p->h - 1 : yy);
-        rows[k] = p->in + (size_t)yy * p->w * p->c;
-    }
+    for (int k = 0; k < 6; k++) rows[k] = p->in + clamp_row((long)y + k - 2, p->h) * p->w * p->c;
     size_t c0 = 0;
     for (; c0 + PB <= p->c; c0 += PB) pool_block(p, rows, y, two, c0);
     if (c0 < p->c) {
@@ -174,8 +170,8 @@ void hydra_crp_scale_stage(const float *top, const float *x, const float *scale,
    independent, so each task takes 16 of them over the whole image and runs the stages as a
    wavefront down the rows: at step r it pools row r of stage 1, r-2 of stage 2, r-4 of stage 3 and
    r-6 of stage 4, and writes output row r-6. The stage rows live in small rings (7, 5 and 5 rows of
-   16 channels, and one for stage 4: 18 x width x 64 bytes, in L2), so the full-size tensors are read and written once
-   instead of sixteen times. */
+   16 channels, and one for stage 4: 18 x width x 64 bytes, in L2), so the full-size tensors are
+   read and written once instead of sixteen times. */
 typedef struct {
     const float *x;
     const float *scales; /* 4 x c */
@@ -213,8 +209,6 @@ void pool_row16(const float *const rows[5], size_t stride, size_t w, const v16 *
         vmax5(rows, (x + 3 < w ? x + 3 : w - 1) * stride, &a4);
     }
 }
-
-static inline size_t clamp_row(long r, size_t h) { return r < 0 ? 0 : ((size_t)r >= h ? h - 1 : (size_t)r); }
 
 HYDRA_DISPATCH
 static void chain_block(void *vctx, size_t block) {

@@ -7,9 +7,9 @@ enum ZipBounds {
     static func check(_ data: [UInt8]) throws {
         let limit = UInt64(data.count)
         func bad(_ what: String) -> WeightsError { .invalidCheckpoint("corrupt zip archive: \(what) points past the end of the file") }
-        func u16(_ at: Int) -> Int { at + 2 <= data.count ? Int(data[at]) | Int(data[at + 1]) << 8 : 0 }
-        func u32(_ at: Int) -> UInt32 { at + 4 <= data.count ? (0..<4).reduce(0) { $0 | UInt32(data[at + $1]) << (8 * $1) } : 0 }
-        func u64(_ at: Int) -> UInt64 { at + 8 <= data.count ? (0..<8).reduce(0) { $0 | UInt64(data[at + $1]) << (8 * $1) } : .max }
+        func u16(_ at: Int) -> Int { Int(little(data, at, 2) ?? 0) }
+        func u32(_ at: Int) -> UInt32 { UInt32(little(data, at, 4) ?? 0) }
+        func u64(_ at: Int) -> UInt64 { little(data, at, 8) ?? .max }
 
         // End of central directory: the last signature, searched backwards from 22 bytes before the end.
         guard data.count >= 22 else { return }
@@ -50,6 +50,12 @@ enum ZipBounds {
         }
     }
 
+    /// The little-endian unsigned number of `count` bytes at `at`, or nil past the end.
+    private static func little(_ data: [UInt8], _ at: Int, _ count: Int) -> UInt64? {
+        guard at >= 0, at + count <= data.count else { return nil }
+        return (0..<count).reduce(UInt64(0)) { $0 | UInt64(data[at + $1]) << (8 * UInt64($1)) }
+    }
+
     /// The ZIP64 extended information blocks (id 1) in an extra field: each 8-byte number in bounds.
     /// Returns those numbers.
     private static func checkExtra(_ data: [UInt8], from start: Int, count: Int, limit: UInt64,
@@ -58,12 +64,12 @@ enum ZipBounds {
         var values: [UInt64] = []
         var at = start
         while at + 4 <= end {
-            let id = Int(data[at]) | Int(data[at + 1]) << 8
-            let size = Int(data[at + 2]) | Int(data[at + 3]) << 8
+            let id = little(data, at, 2)!
+            let size = Int(little(data, at + 2, 2)!)
             if id == 1 {
                 var v = at + 4
                 while v + 8 <= min(at + 4 + size, end) {
-                    let value = (0..<8).reduce(UInt64(0)) { $0 | UInt64(data[v + $1]) << (8 * UInt64($1)) }
+                    let value = little(data, v, 8)!
                     if value > limit { throw bad("a ZIP64 extra field") }
                     values.append(value)
                     v += 8

@@ -26,10 +26,10 @@ struct BenchCommand: ParsableCommand {
     var replicas: Int?
 
     func run() throws {
+        guard runs >= 1, threads >= 1, warmup >= 0 else { throw CLIError("--runs and --threads must be positive") }
         if let frame { return try runPipeline(frame) }
         let parts = size.lowercased().split(separator: "x").compactMap { Int($0) }
         guard parts.count == 2, parts[0] >= 32, parts[1] >= 32 else { throw CLIError("--size must be WxH with both sides >= 32") }
-        guard runs >= 1, threads >= 1, warmup >= 0 else { throw CLIError("--runs and --threads must be positive") }
         let (w, h) = (parts[0], parts[1])
         let model = try ModelLoading.load(self.model)
         if let replicas { return try measureReplicas(replicas, model: model, width: w, height: h) }
@@ -95,7 +95,6 @@ struct BenchCommand: ParsableCommand {
 
     /// Times `InProcessPredictor` on a real frame: the in-process baseline of the service's latency.
     private func runPipeline(_ path: String) throws {
-        guard runs >= 1, threads >= 1, warmup >= 0 else { throw CLIError("--runs and --threads must be positive") }
         let body = [UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))
         let type = path.lowercased().hasSuffix(".png") ? "image/png" : "image/jpeg"
         let predictor = try InProcessPredictor(model: try ModelLoading.load(model), threads: threads)
@@ -120,7 +119,7 @@ struct BenchCommand: ParsableCommand {
         }
     }
 
-    /// Profiled runs (timing each step adds a little): the ten slowest steps and the totals per kind.
+    /// Profiled runs (timing each step adds a little): the totals per kind and the twelve slowest steps.
     private func printProfile(_ replica: ModelReplica, pixels: [UInt8], width: Int, height: Int) throws {
         replica.profiling = true
         try pixels.withUnsafeBufferPointer { px in
