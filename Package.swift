@@ -47,7 +47,7 @@ let package = Package(
         .target(name: "HydraFuzz", dependencies: ["HydraEngine", "HydraImage", "HydraServer", "HydraWeights"]),
         .executableTarget(name: "hydra-fuzz", dependencies: ["HydraFuzz"]),
         .executableTarget(name: "hydra", dependencies: [
-            "HydraImage", "HydraWeights", "HydraEngine", "HydraOutputs", "HydraServer",
+            "HydraImage", "HydraWeights", "HydraEngine", "HydraKernels", "HydraOutputs", "HydraServer",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),

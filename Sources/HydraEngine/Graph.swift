@@ -1,10 +1,14 @@
 import Foundation
+import HydraKernels
 
 /// The network as a straight-line list of steps over numbered tensors (NHWC, batch 1).
 /// Built once per model; shapes are fixed per input size by `Graph.shapes`.
 struct Graph: Sendable {
     enum Step: Sendable {
         case conv(String, input: Int, output: Int)
+        /// The first layer (`layer1`, 3x3 stride 2, ReLU6) by our own kernel, reading the 8-bit RGB image
+        /// directly: preprocessing is fused into it. `weights`: [ky][kx][in][out].
+        case stem(weights: [Float], output: Int)
         case add(Int, Int, output: Int, relu6: Bool)
         case maxPool5(input: Int, output: Int)
         /// Depthwise 1x1 convolution: a per-channel scale.
@@ -13,7 +17,8 @@ struct Graph: Sendable {
         case crpScale(String, top: Int, x: Int, topOut: Int, xOut: Int)
         /// All four crp1 stages in one wavefront pass (channels a multiple of 16): out = x + t1 + ... + t4.
         /// `scales`: the four stages' per-channel scales, one after the other (gathered once, here).
-        case crpChain(scales: [Float], input: Int, output: Int)
+        /// `scratch`: the kernel's row buffers, a tensor alive only during this step.
+        case crpChain(scales: [Float], input: Int, output: Int, scratch: Int)
         /// 3x3 convolution with few outputs (the heads), by our own kernel: see `usesHeadKernel`.
         case head(String, input: Int, output: Int)
         /// Bilinear, half-pixel centres (PyTorch align_corners=False), to the size of `like`.
@@ -22,13 +27,16 @@ struct Graph: Sendable {
 
     var steps: [Step] = []
     var channels: [Int] = []
+    /// The normalised float image; unused (never written) when the stem reads the 8-bit image itself.
     var input = 0
+    /// True when the first step is `.stem`: the runner then skips preprocessing.
+    var stemReadsRGB = false
     var segmentation = 0, depth = 0
     var normals: Int?
 
     init(model: Model) {
         input = tensor(3)
-        var x = conv("layer1", input, model)
+        var x = stem(model)
         var cin = 32
         var skips: [Int: Int] = [:]
         for (i, b) in Architecture.blocks.enumerated() {
@@ -74,6 +82,21 @@ struct Graph: Sendable {
         return out
     }
 
+    private mutating func stem(_ model: Model) -> Int {
+        let c = model.convs["layer1"]!
+        guard c.kernel == 3, c.stride == 2, c.groups == 1, c.inputChannels == 3, c.outputChannels % 16 == 0,
+              ProcessInfo.processInfo.environment["HYDRA_XNNPACK_STEM"] == nil // for A/B benchmarks
+        else { return conv("layer1", input, model) }
+        // [out][ky][kx][in] (XNNPACK's order) to [ky][kx][in][out].
+        let taps = 27, outs = c.outputChannels
+        var w = [Float](repeating: 0, count: taps * outs)
+        for o in 0..<outs { for t in 0..<taps { w[t * outs + o] = c.weights[o * taps + t] } }
+        let out = tensor(outs)
+        steps.append(.stem(weights: w, output: out))
+        stemReadsRGB = true
+        return out
+    }
+
     /// XNNPACK pads output channels to 16; for a head with fewer outputs than that the direct kernel
     /// does the real work only.
     static func usesHeadKernel(_ c: FoldedConv) -> Bool {
@@ -111,8 +134,9 @@ struct Graph: Sendable {
     private mutating func crp(_ x0: Int, _ n: Int, _ model: Model) -> Int {
         var x = x0, top = x0
         if n == 1, channels[x0] % 16 == 0, ProcessInfo.processInfo.environment["HYDRA_CRP_STAGES"] == nil { // env: A/B benchmarks
-            let out = tensor(channels[x0])
-            steps.append(.crpChain(scales: (1...4).flatMap { model.scales["crp1.0.\($0)_outvar_dimred"]! }, input: x0, output: out))
+            let out = tensor(channels[x0]), scratch = tensor(channels[x0])
+            steps.append(.crpChain(scales: (1...4).flatMap { model.scales["crp1.0.\($0)_outvar_dimred"]! }, input: x0, output: out,
+                                   scratch: scratch))
             return out
         }
         if n == 1 {
@@ -143,10 +167,14 @@ struct Graph: Sendable {
                 let c = model.convs[name]!
                 let pad = c.kernel / 2
                 s[out] = ((s[x].h + 2 * pad - c.kernel) / c.stride + 1, (s[x].w + 2 * pad - c.kernel) / c.stride + 1)
+            case let .stem(_, out): s[out] = ((s[input].h + 1) / 2, (s[input].w + 1) / 2)
             case let .add(a, _, out, _): s[out] = s[a]
             case let .head(_, x, out): s[out] = s[x]
             case let .crpScale(_, top, _, topOut, xOut): s[topOut] = s[top]; s[xOut] = s[top]
-            case let .crpChain(_, x, out): s[out] = s[x]
+            case let .crpChain(_, x, out, scratch):
+                s[out] = s[x]
+                // hydra_crp_scale_chain_scratch_floats is rows x width x channels.
+                s[scratch] = (hydra_crp_scale_chain_scratch_floats(1, 1), s[x].w)
             case let .maxPool5(x, out): s[out] = s[x]
             case let .scale(_, x, out, _): s[out] = s[x]
             case let .resize(_, like, out): s[out] = s[like]
@@ -163,10 +191,11 @@ struct Graph: Sendable {
         for (i, step) in steps.enumerated() {
             switch step {
             case let .conv(_, x, out): use(x, i); life[out].first = i
+            case let .stem(_, out): life[out].first = i
             case let .add(a, b, out, _): use(a, i); use(b, i); life[out].first = i
             case let .head(_, x, out): use(x, i); life[out].first = i
             case let .crpScale(_, top, x, topOut, xOut): use(top, i); use(x, i); life[topOut].first = i; life[xOut].first = i
-            case let .crpChain(_, x, out): use(x, i); life[out].first = i
+            case let .crpChain(_, x, out, scratch): use(x, i); life[out].first = i; life[scratch] = (i, i)
             case let .maxPool5(x, out): use(x, i); life[out].first = i
             case let .scale(_, x, out, _): use(x, i); life[out].first = i
             case let .resize(x, _, out): use(x, i); life[out].first = i

@@ -41,6 +41,8 @@ public final class Model: Sendable {
     let convs: [String: FoldedConv]
     /// Per-channel scales of the depthwise 1x1 layers (crp1 stages, pre_* heads).
     let scales: [String: [Float]]
+    /// The first replica's packed weights, reused by later replicas.
+    let packedWeights = SharedPackedWeights()
 
     public static let batchNormEpsilon = 1e-5
 

@@ -31,7 +31,7 @@ public struct Prediction: Sendable {
 
 enum XNNPACKRuntime {
     /// `xnn_initialize` once per process, before any operator is created.
-    static let status: xnn_status = xnn_initialize(nil)
+    static let status: xnn_status = xnn_initialize(hydra_xnn_allocator())
 }
 
 /// One runnable copy of a `Model`: its own thread pool, packed operators and activation arena.
@@ -67,7 +67,7 @@ public final class ModelReplica: @unchecked Sendable {
         pool = p
         operators = Array(repeating: nil, count: graph.steps.count)
         do {
-            for (i, step) in graph.steps.enumerated() { operators[i] = try Self.makeOperator(step, model: model) }
+            for (i, step) in graph.steps.enumerated() { operators[i] = try Self.makeOperator(step, index: i, model: model) }
         } catch {
             for op in operators { if let op { xnn_delete_operator(op) } }
             pthreadpool_destroy(p)
@@ -97,38 +97,44 @@ public final class ModelReplica: @unchecked Sendable {
             let c = model.convs[name]!
             let kind = c.groups > 1 ? "depthwise \(c.kernel)x\(c.kernel)" : "conv \(c.kernel)x\(c.kernel)"
             return "\(kind)\(c.stride > 1 ? " s\(c.stride)" : "") \(at(x)) -> \(graph.channels[out])"
+        case let .stem(_, out): return "stem conv 3x3 s2 on rgb8 \(plan.shapes[graph.input].w)x\(plan.shapes[graph.input].h)x3 -> \(graph.channels[out])"
         case let .add(a, _, _, _): return "add \(at(a))"
         case let .maxPool5(x, _): return "maxpool5 \(at(x))"
         case let .scale(_, x, _, _): return "channel scale \(at(x))"
         case let .crpScale(_, top, _, _, _): return "maxpool5+scale+add \(at(top))"
-        case let .crpChain(_, x, _): return "crp chain (4 x maxpool5+scale+add) \(at(x))"
+        case let .crpChain(_, x, _, _): return "crp chain (4 x maxpool5+scale+add) \(at(x))"
         case let .head(name, x, _): return "head 3x3 \(at(x)) -> \(model.convs[name]!.outputChannels)"
         case let .resize(x, like, _): return "resize \(at(x)) -> \(plan.shapes[like].w)x\(plan.shapes[like].h)"
         }
     }
 
-    private static func makeOperator(_ step: Graph.Step, model: Model) throws -> xnn_operator_t? {
-        var op: xnn_operator_t?
-        let status: xnn_status
+    private static func makeOperator(_ step: Graph.Step, index: Int, model: Model) throws -> xnn_operator_t? {
+        let (status, op): (xnn_status, xnn_operator_t?)
         switch step {
         case let .conv(name, _, _):
             let c = model.convs[name]!
             let pad = UInt32(c.kernel / 2), k = UInt32(c.kernel), s = UInt32(c.stride)
-            status = c.weights.withUnsafeBufferPointer { w in
-                let call = { (bias: UnsafePointer<Float>?) in
-                    xnn_create_convolution2d_nhwc_f32(
-                        pad, pad, pad, pad, k, k, s, s, 1, 1, UInt32(c.groups),
-                        c.inputChannels / c.groups, c.outputChannels / c.groups, c.inputChannels, c.outputChannels,
-                        w.baseAddress, bias, c.relu6 ? 0 : -.infinity, c.relu6 ? 6 : .infinity, 0, &op)
+            (status, op) = model.packedWeights.create(step: index) {
+                var op: xnn_operator_t?
+                let status = c.weights.withUnsafeBufferPointer { w in
+                    let call = { (bias: UnsafePointer<Float>?) in
+                        xnn_create_convolution2d_nhwc_f32(
+                            pad, pad, pad, pad, k, k, s, s, 1, 1, UInt32(c.groups),
+                            c.inputChannels / c.groups, c.outputChannels / c.groups, c.inputChannels, c.outputChannels,
+                            w.baseAddress, bias, c.relu6 ? 0 : -.infinity, c.relu6 ? 6 : .infinity, 0, &op)
+                    }
+                    if let b = c.bias { return b.withUnsafeBufferPointer { call($0.baseAddress) } }
+                    return call(nil)
                 }
-                if let b = c.bias { return b.withUnsafeBufferPointer { call($0.baseAddress) } }
-                return call(nil)
+                return (status, op)
             }
         case let .add(_, _, _, relu6):
-            status = xnn_create_add_nd_f32(relu6 ? 0 : -.infinity, relu6 ? 6 : .infinity, 0, &op)
+            var created: xnn_operator_t?
+            status = xnn_create_add_nd_f32(relu6 ? 0 : -.infinity, relu6 ? 6 : .infinity, 0, &created)
+            op = created
         case .resize:
             return nil // created at setup: channels are known from the graph, see `setUp`
-        case .maxPool5, .scale, .head, .crpScale, .crpChain:
+        case .stem, .maxPool5, .scale, .head, .crpScale, .crpChain:
             return nil
         }
         guard status == xnn_status_success else { throw EngineError.xnnpack("cannot create operator for \(step) (status \(status.rawValue))") }
@@ -175,7 +181,7 @@ public final class ModelReplica: @unchecked Sendable {
                 }
                 status = xnn_setup_resize_bilinear2d_nhwc_f32(operators[i], 1, shapes[x].h, shapes[x].w, shapes[out].h,
                                                                shapes[out].w, pointer(newPlan, x), pointer(newPlan, out), pool)
-            case .maxPool5, .scale, .head, .crpScale, .crpChain:
+            case .stem, .maxPool5, .scale, .head, .crpScale, .crpChain:
                 continue
             }
             guard status == xnn_status_success else {
@@ -190,6 +196,9 @@ public final class ModelReplica: @unchecked Sendable {
         (arena! + plan.offsets[t]).assumingMemoryBound(to: Float.self)
     }
 
+    /// ImageNet normalisation, as the reference applies it.
+    private static let mean: [Float] = [0.485, 0.456, 0.406], std: [Float] = [0.229, 0.224, 0.225]
+
     /// Runs the network on 8-bit RGB pixels (row-major, interleaved), any size with both sides >= 32.
     public func run(rgb: UnsafeBufferPointer<UInt8>, width: Int, height: Int) throws -> Prediction {
         guard width >= 32, height >= 32 else { throw EngineError.inputTooSmall(width: width, height: height) }
@@ -197,8 +206,9 @@ public final class ModelReplica: @unchecked Sendable {
         try setUp(height: height, width: width)
         let plan = plan!
         let t0 = MonotonicClock.now()
-        var mean: [Float] = [0.485, 0.456, 0.406], std: [Float] = [0.229, 0.224, 0.225]
-        hydra_preprocess_rgb8(rgb.baseAddress, width * height, &mean, &std, pointer(plan, graph.input), pool)
+        if !graph.stemReadsRGB {
+            hydra_preprocess_rgb8(rgb.baseAddress, width * height, Self.mean, Self.std, pointer(plan, graph.input), pool)
+        }
         let t1 = MonotonicClock.now()
         if profiling, stepSeconds.count != graph.steps.count {
             stepSeconds = graph.steps.map { (label($0, plan), 0) }
@@ -210,6 +220,16 @@ public final class ModelReplica: @unchecked Sendable {
             case .conv, .add, .resize:
                 let s = xnn_run_operator(operators[i], pool)
                 guard s == xnn_status_success else { throw EngineError.xnnpack("step \(i) (\(step)) failed with status \(s.rawValue)") }
+            case let .stem(weights, out):
+                let c = model.convs["layer1"]!
+                let status = weights.withUnsafeBufferPointer { w in
+                    (c.bias ?? []).withUnsafeBufferPointer { b in
+                        hydra_stem_conv3x3s2_rgb8(rgb.baseAddress, height, width, Self.mean, Self.std, w.baseAddress,
+                                                  c.bias == nil ? nil : b.baseAddress, c.outputChannels,
+                                                  c.relu6 ? 0 : -.infinity, c.relu6 ? 6 : .infinity, pointer(plan, out), pool)
+                    }
+                }
+                precondition(status == 0, "the stem kernel needs output channels that are a multiple of 16")
             case let .maxPool5(x, out):
                 hydra_maxpool5(pointer(plan, x), pointer(plan, out), plan.shapes[x].h, plan.shapes[x].w, graph.channels[x], pool)
             case let .head(name, x, out):
@@ -225,8 +245,8 @@ public final class ModelReplica: @unchecked Sendable {
                     hydra_crp_scale_stage(pointer(plan, top), pointer(plan, x), s.baseAddress, pointer(plan, topOut),
                                           pointer(plan, xOut), plan.shapes[top].h, plan.shapes[top].w, graph.channels[top], pool)
                 }
-            case let .crpChain(scales, x, out):
-                let status = hydra_crp_scale_chain(pointer(plan, x), scales, pointer(plan, out), plan.shapes[x].h, plan.shapes[x].w,
+            case let .crpChain(scales, x, out, scratch):
+                let status = hydra_crp_scale_chain(pointer(plan, x), scales, pointer(plan, out), pointer(plan, scratch), plan.shapes[x].h, plan.shapes[x].w,
                                                    graph.channels[x], pool)
                 precondition(status == 0, "crp chain needs channels that are a multiple of 16")
             case let .scale(name, x, out, relu6):

@@ -251,15 +251,15 @@ static void chain_block(void *vctx, size_t block) {
     }
 }
 
-int hydra_crp_scale_chain(const float *x, const float *scales, float *out,
+size_t hydra_crp_scale_chain_scratch_floats(size_t width, size_t channels) {
+    return (size_t)RING_ROWS * width * channels;
+}
+
+int hydra_crp_scale_chain(const float *x, const float *scales, float *out, float *scratch,
                           size_t height, size_t width, size_t channels, pthreadpool_t pool) {
     if (channels % PB != 0 || height == 0 || width == 0) return -1;
-    const size_t blocks = channels / PB;
-    float *rings = (float *)malloc(blocks * RING_ROWS * width * PB * sizeof(float));
-    if (!rings) abort();
-    chain_ctx k = { x, scales, out, height, width, channels, rings };
-    hydra_parallelize_1d(pool, chain_block, &k, blocks);
-    free(rings);
+    chain_ctx k = { x, scales, out, height, width, channels, scratch };
+    hydra_parallelize_1d(pool, chain_block, &k, channels / PB);
     return 0;
 }
 

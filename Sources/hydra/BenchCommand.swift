@@ -161,14 +161,19 @@ struct BenchCommand: ParsableCommand {
         var last = Self.rssMiB()
         print(String(format: "RSS with the model loaded: %.1f MiB", last))
         for i in 1...n {
+            let (aligned0, plain0) = (hydra_xnn_aligned_bytes(), hydra_xnn_plain_bytes())
             let replica = try ModelReplica(model: model, threads: threads)
             let packed = Self.rssMiB()
+            let aligned1 = hydra_xnn_aligned_bytes()
             _ = try pixels.withUnsafeBufferPointer { try replica.run(rgb: $0, width: width, height: height) }
             let ran = Self.rssMiB()
             let arena = Double(replica.activationBytes) / 1_048_576
+            let mib = { (bytes: Int) in Double(bytes) / 1_048_576 }
             print(String(format: "replica %d: +%.1f MiB created (packed weights), +%.1f MiB after one %dx%d run "
                 + "(activations %.1f MiB, other %.1f MiB); total +%.1f MiB", i, packed - last, ran - packed, width, height,
                 arena, ran - packed - arena, ran - last))
+            print(String(format: "  held by XNNPACK: operators and packed weights %.2f MiB, setup state (indirection) %.2f MiB",
+                         mib(aligned1 - aligned0), mib(hydra_xnn_plain_bytes() - plain0)))
             last = ran
             kept.append(replica)
         }

@@ -1,4 +1,5 @@
 import Foundation
+import HydraKernels
 import HydraWeights
 import XCTest
 @testable import HydraEngine
@@ -88,6 +89,35 @@ final class EngineTests: XCTestCase {
             }
         }
         for r in 0..<2 { for i in 0..<4 { XCTAssertEqual(results[r * 4 + i], expected[i]) } }
+    }
+
+    /// A second replica reuses the first one's packed weights (XNNPACK would give it a copy), gives the
+    /// same results, and keeps working when the first is gone; a replica made after that shares too.
+    func testLaterReplicasSharePackedWeights() throws {
+        let model = try DefaultModel.untrained()
+        let px = image(96, 64, seed: 21)
+        var before = hydra_xnn_aligned_bytes()
+        var first: ModelReplica? = try ModelReplica(model: model, threads: 1)
+        let firstBytes = hydra_xnn_aligned_bytes() - before
+        XCTAssertGreaterThan(firstBytes, 10 << 20, "the packed weights of this network")
+        before = hydra_xnn_aligned_bytes()
+        let second = try ModelReplica(model: model, threads: 1)
+        XCTAssertLessThan(hydra_xnn_aligned_bytes() - before, 1 << 20, "the second replica must not hold its own copy")
+        let expected = try run(first!, px, 96, 64)
+        XCTAssertEqual(try run(second, px, 96, 64).logits, expected.logits)
+        first = nil
+        let again = try run(second, px, 96, 64)
+        XCTAssertEqual(again.logits, expected.logits)
+        XCTAssertEqual(again.depth, expected.depth)
+        before = hydra_xnn_aligned_bytes()
+        let third = try ModelReplica(model: model, threads: 1)
+        XCTAssertLessThan(hydra_xnn_aligned_bytes() - before, 1 << 20)
+        XCTAssertEqual(try run(third, px, 96, 64).logits, expected.logits)
+        // Another model's replica shares nothing with this one.
+        before = hydra_xnn_aligned_bytes()
+        let stranger = try ModelReplica(model: try DefaultModel.untrained(), threads: 1)
+        XCTAssertGreaterThan(hydra_xnn_aligned_bytes() - before, 10 << 20)
+        withExtendedLifetime(stranger) {}
     }
 
     func testThreadCountDoesNotChangeResultsBeyondRounding() throws {

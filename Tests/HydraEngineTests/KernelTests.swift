@@ -48,13 +48,18 @@ final class KernelTests: XCTestCase {
                     (top, acc) = (topOut, accOut)
                 }
                 var out = [Float](repeating: .nan, count: x.count + 4)
-                XCTAssertEqual(hydra_crp_scale_chain(x, scales, &out, h, w, c, pool), 0)
+                // Scratch with a guard after it, filled with garbage: the kernel must not depend on its contents.
+                let need = hydra_crp_scale_chain_scratch_floats(w, c)
+                var scratch = [Float](repeating: .infinity, count: need + 4)
+                XCTAssertEqual(hydra_crp_scale_chain(x, scales, &out, &scratch, h, w, c, pool), 0)
+                XCTAssertTrue(scratch.suffix(4).allSatisfy { $0 == .infinity }, "wrote past the scratch")
                 XCTAssertEqual(Array(out.prefix(x.count)), acc, "\(h)x\(w)x\(c), \(threads) threads")
                 XCTAssertTrue(out.suffix(4).allSatisfy(\.isNaN), "wrote past the end")
             }
         }
-        var out = [Float](repeating: 0, count: 8)
-        XCTAssertEqual(hydra_crp_scale_chain([Float](repeating: 0, count: 8), [Float](repeating: 1, count: 32), &out, 1, 1, 8, nil), -1)
+        var out = [Float](repeating: 0, count: 8), scratch = [Float](repeating: 0, count: 1024)
+        XCTAssertEqual(hydra_crp_scale_chain([Float](repeating: 0, count: 8), [Float](repeating: 1, count: 32), &out, &scratch,
+                                             1, 1, 8, nil), -1)
     }
 
     func testChannelScaleClamps() {
@@ -98,6 +103,72 @@ final class KernelTests: XCTestCase {
                 XCTAssertEqual(Double(out[(yy * w + xx) * o + k]), want, accuracy: 1e-3, "\(h)x\(w)x\(c)->\(o) at (\(xx),\(yy),\(k))")
             } } }
         }
+    }
+
+    /// The fused first layer against the definition: normalise, zero-pad, 3x3 stride 2, bias, clamp.
+    func testStemMatchesPreprocessingThenConvolution() {
+        let pool = pthreadpool_create(2)
+        defer { pthreadpool_destroy(pool) }
+        let mean: [Float] = [0.485, 0.456, 0.406], std: [Float] = [0.229, 0.224, 0.225]
+        var rng = SystemRandomNumberGenerator()
+        // Widths give one output, a partial 4-pixel group, and several 32-column tiles with a tail.
+        for (h, w, o) in [(1, 1, 16), (2, 3, 32), (5, 7, 16), (9, 131, 32), (4, 70, 48)] {
+            let rgb = (0..<(h * w * 3)).map { _ in UInt8.random(in: 0...255, using: &rng) }
+            let wt = (0..<(27 * o)).map { _ in Float.random(in: -1...1, using: &rng) } // [ky][kx][in][out]
+            let b = (0..<o).map { _ in Float.random(in: -1...1, using: &rng) }
+            let oh = (h + 1) / 2, ow = (w + 1) / 2
+            var out = [Float](repeating: .nan, count: oh * ow * o + 4)
+            XCTAssertEqual(hydra_stem_conv3x3s2_rgb8(rgb, h, w, mean, std, wt, b, o, -2, 2.5, &out, pool), 0)
+            XCTAssertTrue(out.suffix(4).allSatisfy(\.isNaN), "wrote past the end")
+            for y in 0..<oh { for x in 0..<ow { for k in 0..<o {
+                var want = Double(b[k])
+                for ky in 0..<3 { for kx in 0..<3 {
+                    let sy = 2 * y + ky - 1, sx = 2 * x + kx - 1
+                    guard sy >= 0, sy < h, sx >= 0, sx < w else { continue }
+                    for c in 0..<3 {
+                        let v = (Float(rgb[(sy * w + sx) * 3 + c]) / 255 - mean[c]) / std[c]
+                        want += Double(v) * Double(wt[((ky * 3 + kx) * 3 + c) * o + k])
+                    }
+                } }
+                want = min(max(want, -2), 2.5)
+                XCTAssertEqual(Double(out[(y * ow + x) * o + k]), want, accuracy: 1e-4, "\(h)x\(w)->\(o) at (\(x),\(y),\(k))")
+            } } }
+        }
+        var out = [Float](repeating: 0, count: 64)
+        XCTAssertEqual(hydra_stem_conv3x3s2_rgb8([0, 0, 0], 1, 1, mean, std, [Float](repeating: 0, count: 27 * 8), nil, 8,
+                                                 0, 6, &out, nil), -1, "output channels must be a multiple of 16")
+    }
+
+    /// The allocator's sharing swaps an operator's buffer only when that is certainly safe.
+    func testPackedWeightSharingRules() throws {
+        let a = hydra_xnn_allocator()!.pointee
+        func alloc(_ n: Int, fill: UInt8) -> UnsafeMutableRawPointer {
+            let p = a.aligned_allocate(nil, 64, n)!
+            p.initializeMemory(as: UInt8.self, repeating: fill, count: n)
+            return p
+        }
+        let before = hydra_xnn_aligned_bytes()
+        let op = alloc(256, fill: 0), fresh = alloc(1000, fill: 7), shared = alloc(1000, fill: 7)
+        let other = alloc(1000, fill: 8), shorter = alloc(999, fill: 7)
+        XCTAssertEqual(hydra_xnn_aligned_bytes() - before, 256 + 3 * 1000 + 999)
+        let slots = op.assumingMemoryBound(to: UnsafeMutableRawPointer?.self)
+        XCTAssertEqual(hydra_xnn_share(op, fresh, shared), -3, "the operator does not hold the buffer")
+        slots[3] = fresh
+        XCTAssertEqual(hydra_xnn_share(op, fresh, other), -2, "different bytes")
+        XCTAssertEqual(hydra_xnn_share(op, fresh, shorter), -1, "different size")
+        slots[5] = fresh + 16
+        XCTAssertEqual(hydra_xnn_share(op, fresh, shared), -4, "a pointer into the buffer cannot be moved")
+        slots[5] = fresh
+        XCTAssertEqual(hydra_xnn_share(op, fresh, shared), -3, "held twice")
+        slots[5] = nil
+        XCTAssertEqual(hydra_xnn_share(op, fresh, shared), 0)
+        XCTAssertEqual(slots[3], shared)
+        XCTAssertEqual(hydra_xnn_aligned_bytes() - before, 256 + 2 * 1000 + 999, "the fresh copy is freed")
+        a.aligned_deallocate(nil, shared) // the operator's reference
+        XCTAssertEqual(hydra_xnn_aligned_bytes() - before, 256 + 2 * 1000 + 999, "still referenced by its first owner")
+        a.aligned_deallocate(nil, shared)
+        for p in [op, other, shorter] { a.aligned_deallocate(nil, p) }
+        XCTAssertEqual(hydra_xnn_aligned_bytes(), before)
     }
 
     func testDispatchNamesAnInstructionSet() {

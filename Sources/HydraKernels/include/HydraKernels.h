@@ -1,2 +1,3 @@
 #include "hydra_kernels.h"
 #include "hydra_resize.h"
+#include "hydra_xnn_memory.h"

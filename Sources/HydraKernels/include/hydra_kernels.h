@@ -12,6 +12,16 @@
 void hydra_preprocess_rgb8(const uint8_t *rgb, size_t pixels, const float mean[3],
                            const float std[3], float *out, pthreadpool_t pool);
 
+/* The network's first layer straight from 8-bit RGB: normalise as hydra_preprocess_rgb8 does, then
+   a 3x3 convolution with stride 2 and padding 1 (zeros in normalised space), bias (may be NULL) and
+   clamp to [lo, hi]. weights: [ky][kx][in][out], 27 x out_channels; out: NHWC, ((height + 1) / 2) x
+   ((width + 1) / 2) x out_channels. out_channels must be a multiple of 16 (returns -1 otherwise).
+   It replaces preprocessing plus XNNPACK's convolution, whose setup keeps 72 bytes of indirection
+   pointers per output pixel (8 MiB per replica at 1226x370) and which needs the float image. */
+int hydra_stem_conv3x3s2_rgb8(const uint8_t *rgb, size_t height, size_t width, const float mean[3],
+                              const float std[3], const float *weights, const float *bias,
+                              size_t out_channels, float lo, float hi, float *out, pthreadpool_t pool);
+
 /* 5x5 max pool, stride 1, padding 2 where padded cells never win (PyTorch's
    MaxPool2d(5, 1, 2)). One pass per pair of output rows: their shared vertical maxima, then a 5-wide window. */
 void hydra_maxpool5(const float *in, float *out, size_t height, size_t width,
@@ -27,8 +37,11 @@ void hydra_crp_scale_stage(const float *top, const float *x, const float *scale,
    bit-identical to four hydra_crp_scale_stage calls but reading x and writing out once (a wavefront
    over rows per block of 16 channels). Channels must be a multiple of 16 (returns -1 otherwise);
    `out` must not be `x`. */
-int hydra_crp_scale_chain(const float *x, const float *scales, float *out,
+int hydra_crp_scale_chain(const float *x, const float *scales, float *out, float *scratch,
                           size_t height, size_t width, size_t channels, pthreadpool_t pool);
+/* Floats of `scratch` the chain needs (rows of each stage's window, per block of channels). The
+   runner keeps them in the activation arena, where the planner overlaps them with dead tensors. */
+size_t hydra_crp_scale_chain_scratch_floats(size_t width, size_t channels);
 
 /* out[p][c] = clamp(in[p][c] * scale[c], lo, hi): a depthwise 1x1 convolution. */
 void hydra_channel_scale(const float *in, const float *scale, float *out, size_t pixels,
