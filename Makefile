@@ -6,7 +6,7 @@ PYTHON := $(VENV)/bin/python
 HYDRA := .build/release/hydra
 THREADS ?= $(shell nproc)
 
-.PHONY: setup build demo serve test test-swift test-reference test-service bench overhead loadtest soak fuzz container container-smoke test-asan test-tsan train train-smoke clean
+.PHONY: setup build demo serve test test-swift test-reference test-service bench memory overhead loadtest soak fuzz container container-smoke test-asan test-tsan train train-smoke clean
 
 setup: $(VENV)/.installed
 
@@ -52,6 +52,11 @@ $(BENCH_VENV)/.installed: benchmarks/requirements.txt
 bench: build $(BENCH_VENV)/.installed
 	$(HYDRA) bench --size 1226x370 --threads $(THREADS) --runs 30 --postprocess
 	$(BENCH_VENV)/bin/python benchmarks/compare.py --hydra $(HYDRA)
+	$(PYTHON) benchmarks/memory.py --hydra $(HYDRA)
+
+# What each replica / worker adds to RSS, and time to ready -> benchmarks/MEMORY.md (also part of `make bench`).
+memory: build
+	$(PYTHON) benchmarks/memory.py --hydra $(HYDRA)
 
 # The service's own cost: POST latency against the same work in-process -> benchmarks/OVERHEAD.md.
 overhead: build

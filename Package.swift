@@ -58,7 +58,7 @@ let package = Package(
         .testTarget(name: "HydraEngineTests", dependencies: ["HydraEngine", "HydraKernels"]),
         .testTarget(name: "HydraOutputsTests", dependencies: ["HydraOutputs"],
                     exclude: ["make_fixtures.py"], resources: [.copy("Fixtures")]),
-        .testTarget(name: "HydraServerTests", dependencies: ["HydraServer"]),
+        .testTarget(name: "HydraServerTests", dependencies: ["HydraServer", "HydraEngine"]),
         .testTarget(name: "HydraFuzzTests", dependencies: ["HydraFuzz", "HydraWeights"]),
         .testTarget(name: "SystemLibrariesTests", dependencies: ["CXNNPACK", "CLibUV", "CHTTPParser", "CTurboJPEG"]),
     ]

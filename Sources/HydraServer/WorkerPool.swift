@@ -43,7 +43,8 @@ final class WorkerPool: @unchecked Sendable {
     let model: Model
     let capacity: Int
     private let condition = NSCondition()
-    private var queue: [Job] = []
+    /// Taken slots (before `head`) are nil: a finished job, with its body and answer, must not stay alive here.
+    private var queue: [Job?] = []
     private var head = 0
     private var stopping = false
     private var _busy = 0
@@ -97,7 +98,8 @@ final class WorkerPool: @unchecked Sendable {
                 condition.unlock()
                 return
             }
-            let job = queue[head]
+            let job = queue[head]!
+            queue[head] = nil
             head += 1
             if head > 64 && head * 2 > queue.count {
                 queue.removeFirst(head)

@@ -154,12 +154,16 @@ struct BenchCommand: ParsableCommand {
 
     /// What one more replica costs: RSS after creating it (packed weights) and after its first run
     /// (activations, XNNPACK's indirection buffers and per-operator state), next to its activation arena.
+    /// The service's target: every replica after the first adds at most its activations + 10 MiB.
     private func measureReplicas(_ n: Int, model: Model, width: Int, height: Int) throws {
-        guard n >= 1 else { throw CLIError("--replicas must be positive") }
+        guard n >= 2 else { throw CLIError("--replicas needs at least 2 (the first replica is the baseline)") }
         let pixels = [UInt8](repeating: 128, count: width * height * 3)
         var kept: [ModelReplica] = []
+        var rows: [[String: Any]] = []
         var last = Self.rssMiB()
-        print(String(format: "RSS with the model loaded: %.1f MiB", last))
+        let loaded = last
+        let mib = { (bytes: Int) in Double(bytes) / 1_048_576 }
+        if !json { print(String(format: "RSS with the model loaded: %.1f MiB", last)) }
         for i in 1...n {
             let (aligned0, plain0) = (hydra_xnn_aligned_bytes(), hydra_xnn_plain_bytes())
             let replica = try ModelReplica(model: model, threads: threads)
@@ -167,15 +171,37 @@ struct BenchCommand: ParsableCommand {
             let aligned1 = hydra_xnn_aligned_bytes()
             _ = try pixels.withUnsafeBufferPointer { try replica.run(rgb: $0, width: width, height: height) }
             let ran = Self.rssMiB()
-            let arena = Double(replica.activationBytes) / 1_048_576
-            let mib = { (bytes: Int) in Double(bytes) / 1_048_576 }
-            print(String(format: "replica %d: +%.1f MiB created (packed weights), +%.1f MiB after one %dx%d run "
-                + "(activations %.1f MiB, other %.1f MiB); total +%.1f MiB", i, packed - last, ran - packed, width, height,
-                arena, ran - packed - arena, ran - last))
-            print(String(format: "  held by XNNPACK: operators and packed weights %.2f MiB, setup state (indirection) %.2f MiB",
-                         mib(aligned1 - aligned0), mib(hydra_xnn_plain_bytes() - plain0)))
+            let arena = mib(replica.activationBytes)
+            let row: [String: Any] = [
+                "replica": i, "created_mib": packed - last, "after_run_mib": ran - packed, "total_mib": ran - last,
+                "activations_mib": arena, "other_mib": ran - packed - arena,
+                "xnnpack_packed_mib": mib(aligned1 - aligned0), "xnnpack_setup_mib": mib(hydra_xnn_plain_bytes() - plain0),
+            ]
+            rows.append(row)
+            if !json {
+                print(String(format: "replica %d: +%.1f MiB created (packed weights), +%.1f MiB after one %dx%d run "
+                    + "(activations %.1f MiB, other %.1f MiB); total +%.1f MiB", i, packed - last, ran - packed, width, height,
+                    arena, ran - packed - arena, ran - last))
+                print(String(format: "  held by XNNPACK: operators and packed weights %.2f MiB, setup state (indirection) %.2f MiB",
+                             mib(aligned1 - aligned0), mib(hydra_xnn_plain_bytes() - plain0)))
+            }
             last = ran
             kept.append(replica)
+        }
+        let later = rows.dropFirst().map { $0["total_mib"] as! Double }
+        let worst = later.max()!, arena = rows.last!["activations_mib"] as! Double
+        let verdict = worst <= arena + 10 ? "met" : "MISSED"
+        if json {
+            let obj: [String: Any] = [
+                "width": width, "height": height, "threads": threads, "loaded_mib": loaded, "replicas": rows,
+                "worst_additional_mib": worst, "activations_mib": arena, "target_mib": arena + 10,
+                "shared_weights": ProcessInfo.processInfo.environment["HYDRA_PRIVATE_WEIGHTS"] != "1",
+            ]
+            let data = try JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys])
+            print(String(decoding: data, as: UTF8.self))
+        } else {
+            print(String(format: "each replica after the first: at most +%.1f MiB; target: activations + 10 MiB = %.1f MiB: %@",
+                         worst, arena + 10, verdict))
         }
     }
 }
