@@ -9,6 +9,9 @@ struct Graph: Sendable {
         /// The first layer (`layer1`, 3x3 stride 2, ReLU6) by our own kernel, reading the 8-bit RGB image
         /// directly: preprocessing is fused into it. `weights`: [ky][kx][in][out].
         case stem(weights: [Float], output: Int)
+        /// A depthwise 3x3 convolution by our own kernel (no per-replica indirection buffer).
+        /// `weights`: [ky][kx][channel].
+        case depthwise(String, weights: [Float], input: Int, output: Int)
         case add(Int, Int, output: Int, relu6: Bool)
         case maxPool5(input: Int, output: Int)
         /// Depthwise 1x1 convolution: a per-channel scale.
@@ -77,7 +80,17 @@ struct Graph: Sendable {
     }
 
     private mutating func conv(_ name: String, _ x: Int, _ model: Model) -> Int {
-        let out = tensor(model.convs[name]!.outputChannels)
+        let c = model.convs[name]!
+        if c.kernel == 3, c.groups == c.inputChannels, c.groups == c.outputChannels, c.inputChannels % 16 == 0,
+           c.stride == 1 || c.stride == 2, ProcessInfo.processInfo.environment["HYDRA_XNNPACK_DEPTHWISE"] == nil { // A/B
+            // [channel][ky][kx] to [ky][kx][channel].
+            var w = [Float](repeating: 0, count: 9 * c.outputChannels)
+            for ch in 0..<c.outputChannels { for t in 0..<9 { w[t * c.outputChannels + ch] = c.weights[ch * 9 + t] } }
+            let out = tensor(c.outputChannels)
+            steps.append(.depthwise(name, weights: w, input: x, output: out))
+            return out
+        }
+        let out = tensor(c.outputChannels)
         steps.append(.conv(name, input: x, output: out))
         return out
     }
@@ -168,6 +181,9 @@ struct Graph: Sendable {
                 let pad = c.kernel / 2
                 s[out] = ((s[x].h + 2 * pad - c.kernel) / c.stride + 1, (s[x].w + 2 * pad - c.kernel) / c.stride + 1)
             case let .stem(_, out): s[out] = ((s[input].h + 1) / 2, (s[input].w + 1) / 2)
+            case let .depthwise(name, _, x, out):
+                let st = model.convs[name]!.stride
+                s[out] = ((s[x].h - 1) / st + 1, (s[x].w - 1) / st + 1)
             case let .add(a, _, out, _): s[out] = s[a]
             case let .head(_, x, out): s[out] = s[x]
             case let .crpScale(_, top, _, topOut, xOut): s[topOut] = s[top]; s[xOut] = s[top]
@@ -192,6 +208,7 @@ struct Graph: Sendable {
             switch step {
             case let .conv(_, x, out): use(x, i); life[out].first = i
             case let .stem(_, out): life[out].first = i
+            case let .depthwise(_, _, x, out): use(x, i); life[out].first = i
             case let .add(a, b, out, _): use(a, i); use(b, i); life[out].first = i
             case let .head(_, x, out): use(x, i); life[out].first = i
             case let .crpScale(_, top, x, topOut, xOut): use(top, i); use(x, i); life[topOut].first = i; life[xOut].first = i

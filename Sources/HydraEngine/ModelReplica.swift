@@ -98,6 +98,8 @@ public final class ModelReplica: @unchecked Sendable {
             let kind = c.groups > 1 ? "depthwise \(c.kernel)x\(c.kernel)" : "conv \(c.kernel)x\(c.kernel)"
             return "\(kind)\(c.stride > 1 ? " s\(c.stride)" : "") \(at(x)) -> \(graph.channels[out])"
         case let .stem(_, out): return "stem conv 3x3 s2 on rgb8 \(plan.shapes[graph.input].w)x\(plan.shapes[graph.input].h)x3 -> \(graph.channels[out])"
+        case let .depthwise(name, _, x, out):
+            return "depthwise 3x3\(model.convs[name]!.stride > 1 ? " s2" : "") \(at(x)) -> \(graph.channels[out]) (own)"
         case let .add(a, _, _, _): return "add \(at(a))"
         case let .maxPool5(x, _): return "maxpool5 \(at(x))"
         case let .scale(_, x, _, _): return "channel scale \(at(x))"
@@ -134,7 +136,7 @@ public final class ModelReplica: @unchecked Sendable {
             op = created
         case .resize:
             return nil // created at setup: channels are known from the graph, see `setUp`
-        case .stem, .maxPool5, .scale, .head, .crpScale, .crpChain:
+        case .stem, .depthwise, .maxPool5, .scale, .head, .crpScale, .crpChain:
             return nil
         }
         guard status == xnn_status_success else { throw EngineError.xnnpack("cannot create operator for \(step) (status \(status.rawValue))") }
@@ -181,7 +183,7 @@ public final class ModelReplica: @unchecked Sendable {
                 }
                 status = xnn_setup_resize_bilinear2d_nhwc_f32(operators[i], 1, shapes[x].h, shapes[x].w, shapes[out].h,
                                                                shapes[out].w, pointer(newPlan, x), pointer(newPlan, out), pool)
-            case .stem, .maxPool5, .scale, .head, .crpScale, .crpChain:
+            case .stem, .depthwise, .maxPool5, .scale, .head, .crpScale, .crpChain:
                 continue
             }
             guard status == xnn_status_success else {
@@ -230,6 +232,16 @@ public final class ModelReplica: @unchecked Sendable {
                     }
                 }
                 precondition(status == 0, "the stem kernel needs output channels that are a multiple of 16")
+            case let .depthwise(name, weights, x, out):
+                let c = model.convs[name]!
+                let status = weights.withUnsafeBufferPointer { w in
+                    (c.bias ?? []).withUnsafeBufferPointer { b in
+                        hydra_depthwise3x3(pointer(plan, x), plan.shapes[x].h, plan.shapes[x].w, c.outputChannels, c.stride,
+                                           w.baseAddress, c.bias == nil ? nil : b.baseAddress,
+                                           c.relu6 ? 0 : -.infinity, c.relu6 ? 6 : .infinity, pointer(plan, out), pool)
+                    }
+                }
+                precondition(status == 0, "the depthwise kernel needs channels that are a multiple of 16 and stride 1 or 2")
             case let .maxPool5(x, out):
                 hydra_maxpool5(pointer(plan, x), pointer(plan, out), plan.shapes[x].h, plan.shapes[x].w, graph.channels[x], pool)
             case let .head(name, x, out):

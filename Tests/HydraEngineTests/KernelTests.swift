@@ -139,6 +139,39 @@ final class KernelTests: XCTestCase {
                                                  0, 6, &out, nil), -1, "output channels must be a multiple of 16")
     }
 
+    /// Depthwise 3x3 against the definition, both strides, with the borders, the 4-pixel interior
+    /// groups and their tails all exercised.
+    func testDepthwiseMatchesDefinition() {
+        let pool = pthreadpool_create(2)
+        defer { pthreadpool_destroy(pool) }
+        var rng = SystemRandomNumberGenerator()
+        for (h, w, c) in [(1, 1, 16), (2, 2, 16), (3, 5, 32), (6, 7, 16), (5, 19, 48), (9, 40, 16)] {
+            for stride in [1, 2] {
+                let x = (0..<(h * w * c)).map { _ in Float.random(in: -3...3, using: &rng) }
+                let wt = (0..<(9 * c)).map { _ in Float.random(in: -1...1, using: &rng) } // [ky][kx][c]
+                let bias: [Float]? = stride == 1 ? (0..<c).map { _ in Float.random(in: -1...1, using: &rng) } : nil
+                let oh = (h - 1) / stride + 1, ow = (w - 1) / stride + 1
+                var out = [Float](repeating: .nan, count: oh * ow * c + 4)
+                XCTAssertEqual(hydra_depthwise3x3(x, h, w, c, stride, wt, bias, -4, 4, &out, pool), 0)
+                XCTAssertTrue(out.suffix(4).allSatisfy(\.isNaN), "wrote past the end")
+                for y in 0..<oh { for xx in 0..<ow { for k in 0..<c {
+                    var want = Double(bias?[k] ?? 0)
+                    for ky in 0..<3 { for kx in 0..<3 {
+                        let sy = stride * y + ky - 1, sx = stride * xx + kx - 1
+                        guard sy >= 0, sy < h, sx >= 0, sx < w else { continue }
+                        want += Double(x[(sy * w + sx) * c + k]) * Double(wt[(ky * 3 + kx) * c + k])
+                    } }
+                    want = min(max(want, -4), 4)
+                    XCTAssertEqual(Double(out[(y * ow + xx) * c + k]), want, accuracy: 1e-5,
+                                   "\(h)x\(w)x\(c) stride \(stride) at (\(xx),\(y),\(k))")
+                } } }
+            }
+        }
+        var out = [Float](repeating: 0, count: 64)
+        XCTAssertEqual(hydra_depthwise3x3(out, 1, 1, 8, 1, out, nil, 0, 6, &out, nil), -1, "channels must be a multiple of 16")
+        XCTAssertEqual(hydra_depthwise3x3(out, 1, 1, 16, 3, out, nil, 0, 6, &out, nil), -1, "stride 1 or 2 only")
+    }
+
     /// The allocator's sharing swaps an operator's buffer only when that is certainly safe.
     func testPackedWeightSharingRules() throws {
         let a = hydra_xnn_allocator()!.pointee

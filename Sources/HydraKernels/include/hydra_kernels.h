@@ -22,6 +22,15 @@ int hydra_stem_conv3x3s2_rgb8(const uint8_t *rgb, size_t height, size_t width, c
                               const float std[3], const float *weights, const float *bias,
                               size_t out_channels, float lo, float hi, float *out, pthreadpool_t pool);
 
+/* Depthwise 3x3 convolution, padding 1, stride 1 or 2, bias (may be NULL), clamp to [lo, hi].
+   weights: [ky][kx][channel], 9 x channels; out: ((height - 1) / stride + 1) x ((width - 1) / stride + 1)
+   x channels. Channels must be a multiple of 16 (returns -1 otherwise, or for another stride).
+   XNNPACK's depthwise keeps an indirection buffer per operator (2.7 MB for the first block at
+   1226x370), so every replica paid for them again; this needs none. */
+int hydra_depthwise3x3(const float *in, size_t height, size_t width, size_t channels, size_t stride,
+                       const float *weights, const float *bias, float lo, float hi, float *out,
+                       pthreadpool_t pool);
+
 /* 5x5 max pool, stride 1, padding 2 where padded cells never win (PyTorch's
    MaxPool2d(5, 1, 2)). One pass per pair of output rows: their shared vertical maxima, then a 5-wide window. */
 void hydra_maxpool5(const float *in, float *out, size_t height, size_t width,
