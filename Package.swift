@@ -60,6 +60,6 @@ let package = Package(
                     exclude: ["make_fixtures.py"], resources: [.copy("Fixtures")]),
         .testTarget(name: "HydraServerTests", dependencies: ["HydraServer", "HydraEngine"]),
         .testTarget(name: "HydraFuzzTests", dependencies: ["HydraFuzz", "HydraWeights"]),
-        .testTarget(name: "SystemLibrariesTests", dependencies: ["CXNNPACK", "CLibUV", "CHTTPParser", "CTurboJPEG"]),
+        .testTarget(name: "SystemLibrariesTests", dependencies: ["CXNNPACK", "CLibUV", "CHTTPParser", "CTurboJPEG", "HydraKernels"]),
     ]
 )

@@ -30,8 +30,23 @@ public struct Prediction: Sendable {
 }
 
 enum XNNPACKRuntime {
-    /// `xnn_initialize` once per process, before any operator is created.
+    /// `xnn_initialize` once per process, before any operator is created, with Hydra's allocator.
     static let status: xnn_status = xnn_initialize(hydra_xnn_allocator())
+
+    /// Whether XNNPACK allocates through Hydra's allocator: only the process's first `xnn_initialize`
+    /// sets it, so code that initialised XNNPACK earlier leaves replicas with private weights (safe:
+    /// nothing is recorded, so nothing is shared). Probed with a throw-away operator.
+    static let usesHydraAllocator: Bool = {
+        guard status == xnn_status_success else { return false }
+        var op: xnn_operator_t?
+        var sizes = [Int](repeating: 0, count: 16)
+        var pointers = [UnsafeMutableRawPointer?](repeating: nil, count: 16)
+        hydra_xnn_record_begin()
+        let created = xnn_create_add_nd_f32(-.infinity, .infinity, 0, &op)
+        let count = hydra_xnn_record_end(&pointers, &sizes, 16)
+        if let op { xnn_delete_operator(op) }
+        return created == xnn_status_success && count > 0 && pointers.contains { $0 != nil && $0 == op.map(UnsafeMutableRawPointer.init) }
+    }()
 }
 
 /// One runnable copy of a `Model`: its own thread pool, packed operators and activation arena.

@@ -9,15 +9,18 @@ import HydraKernels
 /// (XNNPACK offers no way around it), then `hydra_xnn_share` points its operator at the first copy
 /// and frees the new one when the bytes match. The registry keeps one reference to each buffer it
 /// lists, so replicas come and go in any order.
-final class SharedPackedWeights: @unchecked Sendable {
+public final class SharedPackedWeights: @unchecked Sendable {
     private let lock = NSLock()
     /// For each graph step: the first replica's buffers from creating its operator (not the operator itself).
     private var buffers: [Int: [UnsafeMutableRawPointer]] = [:]
     /// Bytes of packed weights that later replicas did not have to keep.
     private(set) var savedBytes = 0
 
-    /// False when the environment says HYDRA_PRIVATE_WEIGHTS=1 (for A/B measurements).
-    static let enabled = ProcessInfo.processInfo.environment["HYDRA_PRIVATE_WEIGHTS"] != "1"
+    /// False when the environment says HYDRA_PRIVATE_WEIGHTS=1 (for A/B measurements), or when
+    /// XNNPACK was initialised before Hydra could give it its allocator.
+    public static var enabled: Bool {
+        ProcessInfo.processInfo.environment["HYDRA_PRIVATE_WEIGHTS"] != "1" && XNNPACKRuntime.usesHydraAllocator
+    }
 
     deinit {
         for list in buffers.values { for p in list { hydra_xnn_release(p) } }

@@ -195,7 +195,7 @@ struct BenchCommand: ParsableCommand {
             let obj: [String: Any] = [
                 "width": width, "height": height, "threads": threads, "loaded_mib": loaded, "replicas": rows,
                 "worst_additional_mib": worst, "activations_mib": arena, "target_mib": arena + 10,
-                "shared_weights": ProcessInfo.processInfo.environment["HYDRA_PRIVATE_WEIGHTS"] != "1",
+                "shared_weights": SharedPackedWeights.enabled,
             ]
             let data = try JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys])
             print(String(decoding: data, as: UTF8.self))

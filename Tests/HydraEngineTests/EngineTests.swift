@@ -95,6 +95,7 @@ final class EngineTests: XCTestCase {
     /// same results, and keeps working when the first is gone; a replica made after that shares too.
     func testLaterReplicasSharePackedWeights() throws {
         let model = try DefaultModel.untrained()
+        XCTAssertTrue(SharedPackedWeights.enabled, "XNNPACK must allocate through Hydra's allocator")
         let px = image(96, 64, seed: 21)
         var before = hydra_xnn_aligned_bytes()
         var first: ModelReplica? = try ModelReplica(model: model, threads: 1)

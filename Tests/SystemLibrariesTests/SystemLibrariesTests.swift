@@ -2,6 +2,7 @@ import CHTTPParser
 import CLibUV
 import CTurboJPEG
 import CXNNPACK
+import HydraKernels
 import XCTest
 
 /// The system-library module maps resolve and link against Debian 12's packages.
@@ -10,7 +11,8 @@ final class SystemLibrariesTests: XCTestCase {
         XCTAssertGreaterThanOrEqual(uv_version() >> 16, 1, "libuv 1.x")
         let v = http_parser_version()
         XCTAssertGreaterThanOrEqual((v >> 16) & 255, 2, "http-parser 2.x")
-        XCTAssertEqual(xnn_initialize(nil), xnn_status_success)
+        // With Hydra's allocator, as the engine initialises it: the first call in a process decides.
+        XCTAssertEqual(xnn_initialize(hydra_xnn_allocator()), xnn_status_success)
         let pool = pthreadpool_create(2)
         XCTAssertEqual(pthreadpool_get_threads_count(pool), 2)
         pthreadpool_destroy(pool)
