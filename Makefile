@@ -6,7 +6,7 @@ PYTHON := $(VENV)/bin/python
 HYDRA := .build/release/hydra
 THREADS ?= $(shell nproc)
 
-.PHONY: setup build demo serve test test-swift test-reference test-service bench memory overhead loadtest soak fuzz container container-smoke test-asan test-tsan train train-smoke clean
+.PHONY: setup build demo serve test test-swift test-reference test-service bench memory png overhead loadtest soak fuzz container container-smoke test-asan test-tsan train train-smoke clean
 
 setup: $(VENV)/.installed
 
@@ -57,6 +57,10 @@ bench: build $(BENCH_VENV)/.installed
 # What each replica / worker adds to RSS, and time to ready -> benchmarks/MEMORY.md (also part of `make bench`).
 memory: build
 	$(PYTHON) benchmarks/memory.py --hydra $(HYDRA)
+
+# PNG encode time and size per output, zlib level x row filters -> benchmarks/PNG.md.
+png: build
+	$(PYTHON) benchmarks/png.py --hydra $(HYDRA)
 
 # The service's own cost: POST latency against the same work in-process -> benchmarks/OVERHEAD.md.
 overhead: build

@@ -175,7 +175,7 @@ static void on_flush(png_structp png) { (void)png; }
 int hydra_png_encode(const uint8_t *pixels, uint32_t width, uint32_t height,
                      int color_type, int bit_depth,
                      const uint8_t *palette, int palette_len,
-                     int compression_level,
+                     int compression_level, int filters,
                      uint8_t **out, size_t *out_size, char *err, size_t err_size) {
     int channels;
     switch (color_type) {
@@ -203,6 +203,7 @@ int hydra_png_encode(const uint8_t *pixels, uint32_t width, uint32_t height,
     }
     png_set_write_fn(png, &ws, on_write, on_flush);
     png_set_compression_level(png, compression_level);
+    if (filters) png_set_filter(png, PNG_FILTER_TYPE_BASE, filters & PNG_ALL_FILTERS);
     png_set_IHDR(png, info, width, height, bit_depth, color_type, PNG_INTERLACE_NONE,
                  PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
     if (color_type == PNG_COLOR_TYPE_PALETTE) {

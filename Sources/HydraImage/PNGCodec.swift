@@ -77,9 +77,30 @@ public enum PNGCodec {
         case palette(colours: [(UInt8, UInt8, UInt8)])
     }
 
+    /// The row filters libpng may choose from, per row (PNG_FILTER_* bits). Empty: libpng's default
+    /// (no filter for palette images, adaptive over all five for the others).
+    public struct Filters: OptionSet, Sendable, Hashable {
+        public let rawValue: Int32
+        public init(rawValue: Int32) { self.rawValue = rawValue }
+        public static let none = Filters(rawValue: 0x08), sub = Filters(rawValue: 0x10), up = Filters(rawValue: 0x20)
+        public static let average = Filters(rawValue: 0x40), paeth = Filters(rawValue: 0x80)
+        public static let all: Filters = [.none, .sub, .up, .average, .paeth]
+        public static let libpngDefault: Filters = []
+    }
+
+    /// How hard to compress: zlib level 0...9 and the row filters.
+    public struct Options: Sendable, Hashable {
+        public var level: Int
+        public var filters: Filters
+        public init(level: Int = 6, filters: Filters = .libpngDefault) {
+            self.level = level
+            self.filters = filters
+        }
+    }
+
     /// Encodes `samples` (row-major; for `.grey16` big-endian byte pairs as PNG stores them).
     public static func encode(width: Int, height: Int, layout: Layout, samples: [UInt8],
-                              compressionLevel: Int = 6) throws -> [UInt8] {
+                              options: Options = Options()) throws -> [UInt8] {
         let colorType: Int32, depth: Int32, bytesPerPixel: Int
         var palette: [UInt8] = []
         switch layout {
@@ -98,8 +119,8 @@ public enum PNGCodec {
         let rc = samples.withUnsafeBufferPointer { px in
             palette.withUnsafeBufferPointer { pal in
                 hydra_png_encode(px.baseAddress, UInt32(width), UInt32(height), colorType, depth,
-                                 pal.baseAddress, Int32(palette.count / 3), Int32(compressionLevel),
-                                 &out, &size, &err, err.count)
+                                 pal.baseAddress, Int32(palette.count / 3), Int32(max(0, min(9, options.level))),
+                                 options.filters.rawValue, &out, &size, &err, err.count)
             }
         }
         guard rc == 0, let out else { throw ImageError.corrupt(format: "PNG", reason: message(err)) }

@@ -45,7 +45,8 @@ public enum DepthOutputs {
     public static let defaultPNG16Scale = 256.0
 
     public static func encode(_ depth: [Float], width: Int, height: Int, format: DepthFormat,
-                              png16Scale: Double = defaultPNG16Scale, colourRange: ClosedRange<Float>? = nil) throws -> EncodedDepth {
+                              png16Scale: Double = defaultPNG16Scale, colourRange: ClosedRange<Float>? = nil,
+                              png: PNGSettings = PNGSettings()) throws -> EncodedDepth {
         precondition(depth.count == width * height)
         var out = EncodedDepth(bytes: [], format: format, width: width, height: height)
         switch format {
@@ -55,20 +56,27 @@ public enum DepthOutputs {
             out.bytes.reserveCapacity(depth.count * 4)
             for v in depth { withUnsafeBytes(of: v.bitPattern.littleEndian) { out.bytes.append(contentsOf: $0) } }
         case .png16:
-            var samples = [UInt8](repeating: 0, count: depth.count * 2)
-            for (i, d) in depth.enumerated() {
-                let v = png16Value(d, scale: png16Scale)
-                samples[2 * i] = UInt8(v >> 8)
-                samples[2 * i + 1] = UInt8(v & 0xFF)
-            }
-            out.bytes = try PNGCodec.encode(width: width, height: height, layout: .grey16, samples: samples)
+            out.bytes = try PNGCodec.encode(width: width, height: height, layout: .grey16,
+                                            samples: png16Samples(depth, scale: png16Scale), options: png.depth16)
             out.scale = png16Scale
         case .colour:
             let range = colourRange ?? autoRange(depth)
-            out.bytes = try PNGCodec.encode(width: width, height: height, layout: .rgb8, samples: colourise(depth, range: range))
+            out.bytes = try PNGCodec.encode(width: width, height: height, layout: .rgb8, samples: colourise(depth, range: range),
+                                            options: png.depthColour)
             out.range = range
         }
         return out
+    }
+
+    /// The png16 format's samples: big-endian 16-bit values, as PNG stores them.
+    public static func png16Samples(_ depth: [Float], scale: Double) -> [UInt8] {
+        var samples = [UInt8](repeating: 0, count: depth.count * 2)
+        for (i, d) in depth.enumerated() {
+            let v = png16Value(d, scale: scale)
+            samples[2 * i] = UInt8(v >> 8)
+            samples[2 * i + 1] = UInt8(v & 0xFF)
+        }
+        return samples
     }
 
     /// round(d x scale) in 1...65535; 0 for no depth (non-finite or <= 0).

@@ -58,7 +58,7 @@ public struct OutputRequest: Sendable {
     public var plyEncoding: PLYWriter.Encoding = .binary
     public var overlayFormat: ImageDecoder.Format = .png
     public var fast = false
-    public var pngCompressionLevel = 6
+    public var png = PNGSettings()
 
     public init() {}
 }
@@ -106,14 +106,15 @@ public final class Renderer: @unchecked Sendable {
             switch kind {
             case .segmentation:
                 let bytes = try timed("encode_segmentation") {
-                    try ImageOutputs.segmentationPNG(dense, colours: info.colours, compressionLevel: r.pngCompressionLevel)
+                    try ImageOutputs.segmentationPNG(dense, colours: info.colours, options: r.png.segmentation)
                 }
                 parts.append(RenderedPart(kind: kind, name: "segmentation", fileSuffix: "_segmentation.png",
                                           contentType: "image/png", bytes: bytes, headers: size + [("X-Classes", "\(info.classNames.count)")]))
             case .depth:
                 let e = try timed("encode_depth") {
                     try DepthOutputs.encode(dense.depth, width: image.width, height: image.height, format: r.depthFormat,
-                                            png16Scale: r.png16Scale, colourRange: r.maxDepth.map { r.minDepth...max(r.minDepth + 1e-3, $0) })
+                                            png16Scale: r.png16Scale, colourRange: r.maxDepth.map { r.minDepth...max(r.minDepth + 1e-3, $0) },
+                                            png: r.png)
                 }
                 var headers = size + [("X-Depth-Format", e.format.rawValue), ("X-Depth-Unit", "m"),
                                       ("X-Shape", "\(image.height),\(image.width)")]
@@ -149,7 +150,7 @@ public final class Renderer: @unchecked Sendable {
                     let blended = ImageOutputs.overlay(image, labels: dense.labels, colours: info.colours)
                     if r.overlayFormat == .jpeg { return (try JPEGCodec.encode(blended, quality: 90), "image/jpeg", "jpg") }
                     return (try PNGCodec.encode(width: image.width, height: image.height, layout: .rgb8, samples: blended.pixels,
-                                                compressionLevel: r.pngCompressionLevel), "image/png", "png")
+                                                options: r.png.overlay), "image/png", "png")
                 }
                 parts.append(RenderedPart(kind: kind, name: "overlay", fileSuffix: "_overlay.\(ext)", contentType: type,
                                           bytes: bytes, headers: size))
@@ -158,7 +159,7 @@ public final class Renderer: @unchecked Sendable {
                     throw RenderError.unavailable("normals need three-task weights; model \(modelName) has two heads")
                 }
                 let (npy, png) = try timed("encode_normals") {
-                    (NPY.encode(n, shape: [3, image.height, image.width]), try ImageOutputs.normalsPNG(dense)!)
+                    (NPY.encode(n, shape: [3, image.height, image.width]), try ImageOutputs.normalsPNG(dense, options: r.png.normals)!)
                 }
                 parts.append(RenderedPart(kind: kind, name: "normals", fileSuffix: "_normals.npy", contentType: "application/x-npy",
                                           bytes: npy, headers: [("X-Shape", "3,\(image.height),\(image.width)")]))

@@ -60,7 +60,9 @@ final class WorkerPool: @unchecked Sendable {
         self.done = done
         for i in 0..<workers {
             let pipeline = try PredictPipeline(model: model, modelName: name, threads: threadsPerWorker, maxPixels: maxPixels)
-            let t = Thread { [unowned self] in self.work(pipeline) }
+            // Weak: the threads must not keep the pool alive forever (it holds them), but while a
+            // worker loops it holds the pool, so `stop()` followed by the pool's release is safe.
+            let t = Thread { [weak self] in self?.work(pipeline) }
             t.name = "hydra-\(name)-\(i)"
             t.stackSize = 8 << 20
             threads.append(t)

@@ -22,12 +22,14 @@ struct BenchCommand: ParsableCommand {
     @Option(help: "Time what a service worker does with this PNG/JPEG instead (decode, engine, outputs, multipart framing).")
     var frame: String?
     @Option(help: "With --frame: the predict query, as in the URL.") var query = "outputs=segmentation,depth"
+    @Flag(help: "With --frame: time PNG encoding of each picture output at zlib levels 1, 3, 6, 9 and each choice of row filters.")
+    var png = false
     @Option(help: "Instead of timing: the memory each of this many replicas adds (packed at creation, then after one run).")
     var replicas: Int?
 
     func run() throws {
         guard runs >= 1, threads >= 1, warmup >= 0 else { throw CLIError("--runs and --threads must be positive") }
-        if let frame { return try runPipeline(frame) }
+        if let frame { return png ? try runPNGSweep(frame) : try runPipeline(frame) }
         let parts = size.lowercased().split(separator: "x").compactMap { Int($0) }
         guard parts.count == 2, parts[0] >= 32, parts[1] >= 32 else { throw CLIError("--size must be WxH with both sides >= 32") }
         let (w, h) = (parts[0], parts[1])

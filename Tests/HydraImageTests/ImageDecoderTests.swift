@@ -83,6 +83,28 @@ final class ImageDecoderTests: XCTestCase {
         }
     }
 
+    /// Every zlib level and row-filter choice is lossless; the filters really change what is written.
+    func testPNGLevelsAndFiltersAreLossless() throws {
+        // Gradients with noise: the row filters compress them very differently.
+        var rng = SystemRandomNumberGenerator()
+        let (w, h) = (64, 48)
+        let pixels = (0..<(w * h)).flatMap { i -> [UInt8] in
+            let (x, y) = (i % w, i / w)
+            return [UInt8(x * 3), UInt8(y * 5), UInt8((x + y + Int.random(in: 0...3, using: &rng)) & 255)]
+        }
+        let original = RGBImage(width: w, height: h, pixels: pixels)
+        var sizes: Set<Int> = []
+        for level in [0, 1, 6, 9] {
+            for filters: PNGCodec.Filters in [.libpngDefault, .none, .sub, .up, .average, .paeth, .all] {
+                let png = try PNGCodec.encode(width: w, height: h, layout: .rgb8, samples: original.pixels,
+                                              options: PNGCodec.Options(level: level, filters: filters))
+                XCTAssertEqual(try ImageDecoder.decode(png), original, "level \(level), filters \(filters.rawValue)")
+                if level == 9 { sizes.insert(png.count) }
+            }
+        }
+        XCTAssertGreaterThan(sizes.count, 1, "the filter choice must reach libpng")
+    }
+
     func testJPEGEncodeRoundTrips() throws {
         let original = try ImageDecoder.decode(try fixture("baseline.jpg"))
         let jpg = try JPEGCodec.encode(original, quality: 100)

@@ -9,9 +9,14 @@ final class WorkerPoolTests: XCTestCase {
     func testFinishedJobsAreNotKeptByThePool() throws {
         let model = try DefaultModel.untrained()
         let finished = DispatchSemaphore(value: 0)
+        let lock = NSLock()
+        var statuses: [Int?] = []
+        // Runs on the worker thread: record only; the assertions stay on the test's thread.
         let pool = try WorkerPool(name: "m", model: model, workers: 1, threadsPerWorker: 1, capacity: 4,
                                   maxPixels: 1 << 20) { job in
-            XCTAssertEqual(job.response?.status, 415)
+            lock.lock()
+            statuses.append(job.response?.status)
+            lock.unlock()
             finished.signal()
         }
         defer { pool.stop() }
@@ -25,6 +30,9 @@ final class WorkerPoolTests: XCTestCase {
                 XCTAssertTrue(pool.submit(job))
             }
             XCTAssertEqual(finished.wait(timeout: .now() + 30), .success)
+            lock.lock()
+            XCTAssertEqual(statuses.last, 415, "a body that is no image")
+            lock.unlock()
             // The worker drops its own reference right after handing the job over.
             let until = Date().addingTimeInterval(5)
             while weakJob != nil, Date() < until { usleep(1000) }

@@ -25,11 +25,13 @@ int hydra_png_decode_rgb8(const uint8_t *data, size_t size, uint8_t *rgb,
 /* Encodes rows of 8-bit samples. color_type is PNG_COLOR_TYPE_GRAY (1 channel),
    _RGB (3), _RGBA (4) or _PALETTE (1, with palette of palette_len RGB entries).
    bit_depth 8 or 16 (16: samples are big-endian byte pairs, as PNG stores them).
+   filters: PNG_FILTER_* bits libpng may choose from per row; 0 leaves libpng's default
+   (none for palette images, adaptive over all five otherwise).
    On success *out is malloc'd (free with hydra_png_free) and *out_size set. */
 int hydra_png_encode(const uint8_t *pixels, uint32_t width, uint32_t height,
                      int color_type, int bit_depth,
                      const uint8_t *palette, int palette_len,
-                     int compression_level,
+                     int compression_level, int filters,
                      uint8_t **out, size_t *out_size, char *err, size_t err_size);
 
 /* Decodes without colour conversion: 1, 3 or 4 samples per pixel as stored (palette indices
