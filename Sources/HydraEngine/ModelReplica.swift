@@ -15,7 +15,7 @@ public struct Prediction: Sendable {
     public var depth: [Float]
     /// Surface normals, [3][height][width], for three-task weights.
     public var normals: [Float]?
-    /// Seconds spent in preprocessing and in the network.
+    /// Seconds spent in preprocessing (0 when the first layer does it) and in the network.
     public var preprocessSeconds: Double = 0, networkSeconds: Double = 0
 
     public init(height: Int, width: Int, numClasses: Int, logits: [Float], depth: [Float], normals: [Float]? = nil) {
@@ -289,7 +289,7 @@ public final class ModelReplica: @unchecked Sendable {
         var p = Prediction(height: h, width: w, numClasses: model.architecture.numClasses,
                            logits: planar(graph.segmentation, plan), depth: planar(graph.depth, plan),
                            normals: graph.normals.map { planar($0, plan) })
-        p.preprocessSeconds = t1 - t0
+        p.preprocessSeconds = graph.stemReadsRGB ? 0 : t1 - t0
         p.networkSeconds = t2 - t1
         return p
     }

@@ -87,7 +87,8 @@ public final class Renderer: @unchecked Sendable {
     public func render(image: RGBImage, prediction p: Prediction, model: Model, modelName: String,
                        request r: OutputRequest, timings: [(String, Double)] = []) throws -> [RenderedPart] {
         var times = timings
-        times.append(("preprocess", p.preprocessSeconds * 1e3))
+        // Zero when the first layer reads the 8-bit image itself: preprocessing is then inside "network".
+        if p.preprocessSeconds > 0 { times.append(("preprocess", p.preprocessSeconds * 1e3)) }
         times.append(("network", p.networkSeconds * 1e3))
         func timed<T>(_ stage: String, _ body: () throws -> T) rethrows -> T {
             let t0 = Date()
