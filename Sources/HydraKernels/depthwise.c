@@ -3,13 +3,9 @@
 
 #include "dispatch.h"
 #include "parallel.h"
+#include "vec.h"
 
 /* ---- depthwise 3x3 ---- */
-
-typedef float v16 __attribute__((vector_size(64)));
-#define LOAD16(v, p) memcpy(&(v), (p), sizeof(v16))
-#define CLAMP(a) __builtin_elementwise_min(__builtin_elementwise_max((a), lo), hi)
-
 
 enum { DW_TILE1 = 4, DW_TILE2 = 16 };
 
@@ -69,7 +65,10 @@ static void dw_row(void *vctx, size_t oy) {
                             a3 += x3 * wt[ky * 3 + kx];
                         }
                     }
-                    a0 = CLAMP(a0); a1 = CLAMP(a1); a2 = CLAMP(a2); a3 = CLAMP(a3);
+                    a0 = VCLAMP(a0, lo, hi);
+                    a1 = VCLAMP(a1, lo, hi);
+                    a2 = VCLAMP(a2, lo, hi);
+                    a3 = VCLAMP(a3, lo, hi);
                     memcpy(dst + ox * C, &a0, sizeof a0);
                     memcpy(dst + (ox + 1) * C, &a1, sizeof a1);
                     memcpy(dst + (ox + 2) * C, &a2, sizeof a2);
@@ -88,7 +87,7 @@ static void dw_row(void *vctx, size_t oy) {
                         a += x * wt[ky * 3 + kx];
                     }
                 }
-                a = CLAMP(a);
+                a = VCLAMP(a, lo, hi);
                 memcpy(dst + ox * C, &a, sizeof a);
                 ox++;
             }

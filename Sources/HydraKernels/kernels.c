@@ -5,6 +5,7 @@
 
 #include "dispatch.h"
 #include "parallel.h"
+#include "vec.h"
 
 const char *hydra_kernels_isa(void) {
 #if defined(__x86_64__)
@@ -64,8 +65,6 @@ typedef struct {
    the output, so every output line is written once. Rows and columns past the border are clamped:
    repeating an in-window value leaves a max unchanged, which is the same as padding with -inf. */
 enum { PB = 16 };
-typedef float v16 __attribute__((vector_size(64)));
-#define VMAX(a, b) __builtin_elementwise_max((a), (b))
 
 static inline size_t clamp_row(long r, size_t h) { return r < 0 ? 0 : ((size_t)r >= h ? h - 1 : (size_t)r); }
 
@@ -312,13 +311,8 @@ typedef struct {
 
 /* Blocks of 4 pixels x 4 outputs: each 16-lane weight load feeds four FMAs (one per pixel) and
    each input load four (one per output), so the loop is bound by FMAs rather than by loads.
-   Taps outside the image read a row of zeros. Explicit vector types: each target clone lowers
-   them to its registers (1 zmm, 2 ymm or 4 xmm). */
-typedef float v16 __attribute__((vector_size(64)));
+   Taps outside the image read a row of zeros. */
 enum { PIX = 4, OUTS = 4, LANES = 16 };
-
-/* Unaligned load into a vector variable, inside the cloned function (no vector-typed calls). */
-#define LOAD16(v, p) memcpy(&(v), (p), sizeof(v16))
 
 HYDRA_DISPATCH
 static void head_row(void *vctx, size_t y) {

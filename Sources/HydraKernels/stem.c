@@ -3,11 +3,9 @@
 
 #include "dispatch.h"
 #include "parallel.h"
+#include "vec.h"
 
 /* ---- the first layer, on 8-bit RGB ---- */
-
-typedef float v16 __attribute__((vector_size(64)));
-#define LOAD16(v, p) memcpy(&(v), (p), sizeof(v16))
 
 enum { STEM_TILE = 32 /* output columns normalised at a time */, TAPS = 27 };
 
@@ -64,10 +62,10 @@ static void stem_row(void *vctx, size_t oy) {
                             a2 += in[ky][2 * p + 4 + kx][c] * w;
                             a3 += in[ky][2 * p + 6 + kx][c] * w;
                         }
-                a0 = __builtin_elementwise_min(__builtin_elementwise_max(a0, lo), hi);
-                a1 = __builtin_elementwise_min(__builtin_elementwise_max(a1, lo), hi);
-                a2 = __builtin_elementwise_min(__builtin_elementwise_max(a2, lo), hi);
-                a3 = __builtin_elementwise_min(__builtin_elementwise_max(a3, lo), hi);
+                a0 = VCLAMP(a0, lo, hi);
+                a1 = VCLAMP(a1, lo, hi);
+                a2 = VCLAMP(a2, lo, hi);
+                a3 = VCLAMP(a3, lo, hi);
                 memcpy(dst + p * k->oc, &a0, sizeof a0);
                 memcpy(dst + (p + 1) * k->oc, &a1, sizeof a1);
                 memcpy(dst + (p + 2) * k->oc, &a2, sizeof a2);
@@ -78,7 +76,7 @@ static void stem_row(void *vctx, size_t oy) {
                 for (int ky = 0; ky < 3; ky++)
                     for (int kx = 0; kx < 3; kx++)
                         for (int c = 0; c < 3; c++) acc += in[ky][2 * p + kx][c] * wt[(ky * 3 + kx) * 3 + c];
-                acc = __builtin_elementwise_min(__builtin_elementwise_max(acc, lo), hi);
+                acc = VCLAMP(acc, lo, hi);
                 memcpy(dst + p * k->oc, &acc, sizeof acc);
             }
         }
