@@ -37,17 +37,18 @@ struct Graph: Sendable {
     var segmentation = 0, depth = 0
     var normals: Int?
 
-    init(model: Model) {
+    /// Built once per model (see `Model.graph`); replicas share it.
+    init(layers: ModelLayers) {
         input = tensor(3)
-        var x = stem(model)
+        var x = stem(layers)
         var cin = 32
         var skips: [Int: Int] = [:]
         for (i, b) in Architecture.blocks.enumerated() {
             for r in 0..<b.n {
                 let p = "layer\(i + 2).\(r).output"
-                var y = conv("\(p).0", x, model)
-                y = conv("\(p).1", y, model)
-                y = conv("\(p).2", y, model)
+                var y = conv("\(p).0", x, layers)
+                y = conv("\(p).1", y, layers)
+                y = conv("\(p).2", y, layers)
                 if cin == b.c, r > 0 || b.s == 1 { y = add(y, x, relu6: false) }
                 x = y
                 cin = b.c
@@ -55,22 +56,22 @@ struct Graph: Sendable {
             skips[i + 2] = x
         }
         let l = skips
-        var a = add(conv("conv8", l[8]!, model), conv("conv7", l[7]!, model), relu6: true)
-        a = crp(a, 4, model)
-        a = resize(conv("conv_adapt4", a, model), like: l[6]!)
-        var b = add(conv("conv5", l[5]!, model), conv("conv6", l[6]!, model), relu6: false)
+        var a = add(conv("conv8", l[8]!, layers), conv("conv7", l[7]!, layers), relu6: true)
+        a = crp(a, 4, layers)
+        a = resize(conv("conv_adapt4", a, layers), like: l[6]!)
+        var b = add(conv("conv5", l[5]!, layers), conv("conv6", l[6]!, layers), relu6: false)
         b = add(b, a, relu6: true)
-        b = crp(b, 3, model)
-        b = resize(conv("conv_adapt3", b, model), like: l[4]!)
-        var c = add(conv("conv4", l[4]!, model), b, relu6: true)
-        c = crp(c, 2, model)
-        c = resize(conv("conv_adapt2", c, model), like: l[3]!)
-        var d = add(conv("conv3", l[3]!, model), c, relu6: true)
-        d = crp(d, 1, model)
-        segmentation = head("segm", scale("pre_segm", d, relu6: true), model)
-        depth = head("depth", scale("pre_depth", d, relu6: true), model)
-        if model.architecture.hasNormals {
-            normals = head("normal", scale("pre_normal", d, relu6: true), model)
+        b = crp(b, 3, layers)
+        b = resize(conv("conv_adapt3", b, layers), like: l[4]!)
+        var c = add(conv("conv4", l[4]!, layers), b, relu6: true)
+        c = crp(c, 2, layers)
+        c = resize(conv("conv_adapt2", c, layers), like: l[3]!)
+        var d = add(conv("conv3", l[3]!, layers), c, relu6: true)
+        d = crp(d, 1, layers)
+        segmentation = head("segm", scale("pre_segm", d, relu6: true), layers)
+        depth = head("depth", scale("pre_depth", d, relu6: true), layers)
+        if layers.hasNormals {
+            normals = head("normal", scale("pre_normal", d, relu6: true), layers)
         }
     }
 
@@ -79,8 +80,8 @@ struct Graph: Sendable {
         return channels.count - 1
     }
 
-    private mutating func conv(_ name: String, _ x: Int, _ model: Model) -> Int {
-        let c = model.convs[name]!
+    private mutating func conv(_ name: String, _ x: Int, _ layers: ModelLayers) -> Int {
+        let c = layers.convs[name]!
         if c.kernel == 3, c.groups == c.inputChannels, c.groups == c.outputChannels, c.inputChannels % 16 == 0,
            c.stride == 1 || c.stride == 2, ProcessInfo.processInfo.environment["HYDRA_XNNPACK_DEPTHWISE"] == nil { // A/B
             // [channel][ky][kx] to [ky][kx][channel].
@@ -95,11 +96,11 @@ struct Graph: Sendable {
         return out
     }
 
-    private mutating func stem(_ model: Model) -> Int {
-        let c = model.convs["layer1"]!
+    private mutating func stem(_ layers: ModelLayers) -> Int {
+        let c = layers.convs["layer1"]!
         guard c.kernel == 3, c.stride == 2, c.groups == 1, c.inputChannels == 3, c.outputChannels % 16 == 0,
               ProcessInfo.processInfo.environment["HYDRA_XNNPACK_STEM"] == nil // for A/B benchmarks
-        else { return conv("layer1", input, model) }
+        else { return conv("layer1", input, layers) }
         // [out][ky][kx][in] (XNNPACK's order) to [ky][kx][in][out].
         let taps = 27, outs = c.outputChannels
         var w = [Float](repeating: 0, count: taps * outs)
@@ -117,9 +118,9 @@ struct Graph: Sendable {
             && ProcessInfo.processInfo.environment["HYDRA_XNNPACK_HEADS"] == nil // for A/B benchmarks
     }
 
-    private mutating func head(_ name: String, _ x: Int, _ model: Model) -> Int {
-        let c = model.convs[name]!
-        guard Self.usesHeadKernel(c) else { return conv(name, x, model) }
+    private mutating func head(_ name: String, _ x: Int, _ layers: ModelLayers) -> Int {
+        let c = layers.convs[name]!
+        guard Self.usesHeadKernel(c) else { return conv(name, x, layers) }
         let out = tensor(c.outputChannels)
         steps.append(.head(name, input: x, output: out))
         return out
@@ -144,11 +145,11 @@ struct Graph: Sendable {
     }
 
     /// Chained residual pooling: top = x; 4 times: top = conv(pool(top)); x += top.
-    private mutating func crp(_ x0: Int, _ n: Int, _ model: Model) -> Int {
+    private mutating func crp(_ x0: Int, _ n: Int, _ layers: ModelLayers) -> Int {
         var x = x0, top = x0
         if n == 1, channels[x0] % 16 == 0, ProcessInfo.processInfo.environment["HYDRA_CRP_STAGES"] == nil { // env: A/B benchmarks
             let out = tensor(channels[x0]), scratch = tensor(channels[x0])
-            steps.append(.crpChain(scales: (1...4).flatMap { model.scales["crp1.0.\($0)_outvar_dimred"]! }, input: x0, output: out,
+            steps.append(.crpChain(scales: (1...4).flatMap { layers.scales["crp1.0.\($0)_outvar_dimred"]! }, input: x0, output: out,
                                    scratch: scratch))
             return out
         }
@@ -164,7 +165,7 @@ struct Graph: Sendable {
             let pooled = tensor(channels[top])
             steps.append(.maxPool5(input: top, output: pooled))
             let name = "crp\(n).0.\(i)_outvar_dimred"
-            top = n == 1 ? scale(name, pooled, relu6: false) : conv(name, pooled, model)
+            top = n == 1 ? scale(name, pooled, relu6: false) : conv(name, pooled, layers)
             x = add(x, top, relu6: false)
         }
         return x

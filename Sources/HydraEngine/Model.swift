@@ -31,6 +31,25 @@ public struct FoldedConv: Sendable {
     public let weights: [Float]
     public let bias: [Float]?
     public let relu6: Bool
+
+    /// The output clamp: [0, 6] with ReLU6, none otherwise.
+    var clamp: (lo: Float, hi: Float) { outputClamp(relu6: relu6) }
+
+    /// Calls `body` with the bias's address, or nil when the layer has none.
+    func withBias<R>(_ body: (UnsafePointer<Float>?) throws -> R) rethrows -> R {
+        guard let bias else { return try body(nil) }
+        return try bias.withUnsafeBufferPointer { try body($0.baseAddress) }
+    }
+}
+
+/// The clamp that fuses ReLU6 into a layer's output: [0, 6], or none.
+func outputClamp(relu6: Bool) -> (lo: Float, hi: Float) { relu6 ? (0, 6) : (-.infinity, .infinity) }
+
+/// What the graph builder reads of a model's layers.
+struct ModelLayers {
+    let convs: [String: FoldedConv]
+    let scales: [String: [Float]]
+    let hasNormals: Bool
 }
 
 /// Immutable, shareable weights of one network: everything a `ModelReplica` needs to pack its
@@ -41,6 +60,8 @@ public final class Model: Sendable {
     let convs: [String: FoldedConv]
     /// Per-channel scales of the depthwise 1x1 layers (crp1 stages, pre_* heads).
     let scales: [String: [Float]]
+    /// The network as steps over tensors, built once here for every replica.
+    let graph: Graph
     /// The first replica's packed weights, reused by later replicas.
     let packedWeights = SharedPackedWeights()
 
@@ -115,6 +136,7 @@ public final class Model: Sendable {
         }
         self.convs = convs
         self.scales = scales
+        graph = Graph(layers: ModelLayers(convs: convs, scales: scales, hasNormals: arch.hasNormals))
     }
 
     /// Loads a safetensors file written by `hydra convert` (or any file with the official names).

@@ -77,7 +77,7 @@ public final class ModelReplica: @unchecked Sendable {
         }
         self.model = model
         self.threads = max(1, threads)
-        graph = Graph(model: model)
+        graph = model.graph
         guard let p = pthreadpool_create(self.threads) else { throw EngineError.xnnpack("cannot create thread pool") }
         pool = p
         operators = Array(repeating: nil, count: graph.steps.count)
@@ -133,21 +133,18 @@ public final class ModelReplica: @unchecked Sendable {
             let pad = UInt32(c.kernel / 2), k = UInt32(c.kernel), s = UInt32(c.stride)
             (status, op) = model.packedWeights.create(step: index) {
                 var op: xnn_operator_t?
-                let status = c.weights.withUnsafeBufferPointer { w in
-                    let call = { (bias: UnsafePointer<Float>?) in
-                        xnn_create_convolution2d_nhwc_f32(
-                            pad, pad, pad, pad, k, k, s, s, 1, 1, UInt32(c.groups),
-                            c.inputChannels / c.groups, c.outputChannels / c.groups, c.inputChannels, c.outputChannels,
-                            w.baseAddress, bias, c.relu6 ? 0 : -.infinity, c.relu6 ? 6 : .infinity, 0, &op)
-                    }
-                    if let b = c.bias { return b.withUnsafeBufferPointer { call($0.baseAddress) } }
-                    return call(nil)
+                let status = c.withBias { bias in
+                    xnn_create_convolution2d_nhwc_f32(
+                        pad, pad, pad, pad, k, k, s, s, 1, 1, UInt32(c.groups),
+                        c.inputChannels / c.groups, c.outputChannels / c.groups, c.inputChannels, c.outputChannels,
+                        c.weights, bias, c.clamp.lo, c.clamp.hi, 0, &op)
                 }
                 return (status, op)
             }
         case let .add(_, _, _, relu6):
             var created: xnn_operator_t?
-            status = xnn_create_add_nd_f32(relu6 ? 0 : -.infinity, relu6 ? 6 : .infinity, 0, &created)
+            let clamp = outputClamp(relu6: relu6)
+            status = xnn_create_add_nd_f32(clamp.lo, clamp.hi, 0, &created)
             op = created
         case .resize:
             return nil // created at setup: channels are known from the graph, see `setUp`
@@ -239,33 +236,25 @@ public final class ModelReplica: @unchecked Sendable {
                 guard s == xnn_status_success else { throw EngineError.xnnpack("step \(i) (\(step)) failed with status \(s.rawValue)") }
             case let .stem(weights, out):
                 let c = model.convs["layer1"]!
-                let status = weights.withUnsafeBufferPointer { w in
-                    (c.bias ?? []).withUnsafeBufferPointer { b in
-                        hydra_stem_conv3x3s2_rgb8(rgb.baseAddress, height, width, Self.mean, Self.std, w.baseAddress,
-                                                  c.bias == nil ? nil : b.baseAddress, c.outputChannels,
-                                                  c.relu6 ? 0 : -.infinity, c.relu6 ? 6 : .infinity, pointer(plan, out), pool)
-                    }
+                let status = c.withBias { bias in
+                    hydra_stem_conv3x3s2_rgb8(rgb.baseAddress, height, width, Self.mean, Self.std, weights, bias, c.outputChannels,
+                                              c.clamp.lo, c.clamp.hi, pointer(plan, out), pool)
                 }
                 precondition(status == 0, "the stem kernel needs output channels that are a multiple of 16")
             case let .depthwise(name, weights, x, out):
                 let c = model.convs[name]!
-                let status = weights.withUnsafeBufferPointer { w in
-                    (c.bias ?? []).withUnsafeBufferPointer { b in
-                        hydra_depthwise3x3(pointer(plan, x), plan.shapes[x].h, plan.shapes[x].w, c.outputChannels, c.stride,
-                                           w.baseAddress, c.bias == nil ? nil : b.baseAddress,
-                                           c.relu6 ? 0 : -.infinity, c.relu6 ? 6 : .infinity, pointer(plan, out), pool)
-                    }
+                let status = c.withBias { bias in
+                    hydra_depthwise3x3(pointer(plan, x), plan.shapes[x].h, plan.shapes[x].w, c.outputChannels, c.stride,
+                                       weights, bias, c.clamp.lo, c.clamp.hi, pointer(plan, out), pool)
                 }
                 precondition(status == 0, "the depthwise kernel needs channels that are a multiple of 16 and stride 1 or 2")
             case let .maxPool5(x, out):
                 hydra_maxpool5(pointer(plan, x), pointer(plan, out), plan.shapes[x].h, plan.shapes[x].w, graph.channels[x], pool)
             case let .head(name, x, out):
                 let c = model.convs[name]!
-                c.weights.withUnsafeBufferPointer { w in
-                    (c.bias ?? []).withUnsafeBufferPointer { b in
-                        hydra_conv3x3_small(pointer(plan, x), plan.shapes[x].h, plan.shapes[x].w, c.inputChannels, w.baseAddress,
-                                            c.bias == nil ? nil : b.baseAddress, c.outputChannels, pointer(plan, out), pool)
-                    }
+                c.withBias { bias in
+                    hydra_conv3x3_small(pointer(plan, x), plan.shapes[x].h, plan.shapes[x].w, c.inputChannels, c.weights,
+                                        bias, c.outputChannels, pointer(plan, out), pool)
                 }
             case let .crpScale(name, top, x, topOut, xOut):
                 model.scales[name]!.withUnsafeBufferPointer { s in
@@ -273,15 +262,13 @@ public final class ModelReplica: @unchecked Sendable {
                                           pointer(plan, xOut), plan.shapes[top].h, plan.shapes[top].w, graph.channels[top], pool)
                 }
             case let .crpChain(scales, x, out, scratch):
-                let status = hydra_crp_scale_chain(pointer(plan, x), scales, pointer(plan, out), pointer(plan, scratch), plan.shapes[x].h, plan.shapes[x].w,
-                                                   graph.channels[x], pool)
+                let status = hydra_crp_scale_chain(pointer(plan, x), scales, pointer(plan, out), pointer(plan, scratch),
+                                                   plan.shapes[x].h, plan.shapes[x].w, graph.channels[x], pool)
                 precondition(status == 0, "crp chain needs channels that are a multiple of 16")
             case let .scale(name, x, out, relu6):
-                let scale = model.scales[name]!
-                scale.withUnsafeBufferPointer { s in
-                    hydra_channel_scale(pointer(plan, x), s.baseAddress, pointer(plan, out), plan.shapes[x].h * plan.shapes[x].w,
-                                        graph.channels[x], relu6 ? 0 : -.infinity, relu6 ? 6 : .infinity, pool)
-                }
+                let clamp = outputClamp(relu6: relu6)
+                hydra_channel_scale(pointer(plan, x), model.scales[name]!, pointer(plan, out), plan.shapes[x].h * plan.shapes[x].w,
+                                    graph.channels[x], clamp.lo, clamp.hi, pool)
             }
         }
         let t2 = MonotonicClock.now()

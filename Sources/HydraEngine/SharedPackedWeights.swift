@@ -13,8 +13,6 @@ public final class SharedPackedWeights: @unchecked Sendable {
     private let lock = NSLock()
     /// For each graph step: the first replica's buffers from creating its operator (not the operator itself).
     private var buffers: [Int: [UnsafeMutableRawPointer]] = [:]
-    /// Bytes of packed weights that later replicas did not have to keep.
-    private(set) var savedBytes = 0
 
     /// False when the environment says HYDRA_PRIVATE_WEIGHTS=1 (for A/B measurements), or when
     /// XNNPACK was initialised before Hydra could give it its allocator.
@@ -48,10 +46,8 @@ public final class SharedPackedWeights: @unchecked Sendable {
             return (status, op)
         }
         guard first.count == fresh.count else { return (status, op) }
-        for (mine, theirs) in zip(fresh, first) {
-            let size = zip(pointers, sizes).first { $0.0 == mine }!.1
-            if hydra_xnn_share(opPointer, mine, theirs) == 0 { savedBytes += size }
-        }
+        // Where a buffer cannot be shared (hydra_xnn_share says why), the replica keeps its own copy.
+        for (mine, theirs) in zip(fresh, first) { _ = hydra_xnn_share(opPointer, mine, theirs) }
         return (status, op)
     }
 }

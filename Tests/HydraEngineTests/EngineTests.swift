@@ -156,7 +156,7 @@ final class EngineTests: XCTestCase {
     }
 
     func testPlannerNeverOverlapsLiveTensors() {
-        let graph = Graph(model: Self.model)
+        let graph = Self.model.graph
         let shapes = graph.shapes(height: 370, width: 1226, model: Self.model)
         let sizes = graph.channels.indices.map { shapes[$0].h * shapes[$0].w * graph.channels[$0] * 4 }
         let life = graph.lifetimes()
