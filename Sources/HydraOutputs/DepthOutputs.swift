@@ -46,7 +46,7 @@ public enum DepthOutputs {
 
     public static func encode(_ depth: [Float], width: Int, height: Int, format: DepthFormat,
                               png16Scale: Double = defaultPNG16Scale, colourRange: ClosedRange<Float>? = nil,
-                              png: PNGSettings = PNGSettings()) throws -> EncodedDepth {
+                              png: PNGCodec.Options = .outputs) throws -> EncodedDepth {
         precondition(depth.count == width * height)
         var out = EncodedDepth(bytes: [], format: format, width: width, height: height)
         switch format {
@@ -57,12 +57,12 @@ public enum DepthOutputs {
             for v in depth { withUnsafeBytes(of: v.bitPattern.littleEndian) { out.bytes.append(contentsOf: $0) } }
         case .png16:
             out.bytes = try PNGCodec.encode(width: width, height: height, layout: .grey16,
-                                            samples: png16Samples(depth, scale: png16Scale), options: png.depth16)
+                                            samples: png16Samples(depth, scale: png16Scale), options: png)
             out.scale = png16Scale
         case .colour:
             let range = colourRange ?? autoRange(depth)
             out.bytes = try PNGCodec.encode(width: width, height: height, layout: .rgb8, samples: colourise(depth, range: range),
-                                            options: png.depthColour)
+                                            options: png)
             out.range = range
         }
         return out

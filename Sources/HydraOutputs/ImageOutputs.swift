@@ -5,7 +5,7 @@ public enum ImageOutputs {
     /// 8-bit palette PNG: pixel values are class ids and the PLTE holds the class colours,
     /// so one file is both a label map for code and a picture for people.
     public static func segmentationPNG(_ d: DenseOutputs, colours: [[UInt8]],
-                                       options: PNGCodec.Options = PNGSettings().segmentation) throws -> [UInt8] {
+                                       options: PNGCodec.Options = .outputs) throws -> [UInt8] {
         let palette = colours.map { ($0[0], $0[1], $0[2]) }
         return try PNGCodec.encode(width: d.width, height: d.height, layout: .palette(colours: palette),
                                    samples: d.labels, options: options)
@@ -26,7 +26,7 @@ public enum ImageOutputs {
     }
 
     /// Unit normals as RGB: (n + 1) / 2 * 255 per axis.
-    public static func normalsPNG(_ d: DenseOutputs, options: PNGCodec.Options = PNGSettings().normals) throws -> [UInt8]? {
+    public static func normalsPNG(_ d: DenseOutputs, options: PNGCodec.Options = .outputs) throws -> [UInt8]? {
         guard let n = d.normals else { return nil }
         let plane = d.width * d.height
         var rgb = [UInt8](repeating: 0, count: 3 * plane)
@@ -37,16 +37,10 @@ public enum ImageOutputs {
     }
 }
 
-/// PNG settings for each picture output. The defaults are what `make png` (benchmarks/png.py) measured on
-/// KITTI 1226x370 and NYUDv2 640x480 frames: zlib level 1 with the "up" row filter gives the lowest encode
-/// time + transfer time for every output at 1 Gbit/s and at 100 Mbit/s (libpng's level-6 default took
-/// 4-8x longer, e.g. 75 ms instead of 12 ms for a KITTI png16 depth map, for files 5-30 % smaller).
-public struct PNGSettings: Sendable, Hashable {
-    public var segmentation = PNGCodec.Options(level: 1, filters: .up)
-    public var overlay = PNGCodec.Options(level: 1, filters: .up)
-    public var depth16 = PNGCodec.Options(level: 1, filters: .up)
-    public var depthColour = PNGCodec.Options(level: 1, filters: .up)
-    public var normals = PNGCodec.Options(level: 1, filters: .up)
-
-    public init() {}
+extension PNGCodec.Options {
+    /// What every picture output is written with. `make png` (benchmarks/png.py) measured each output on
+    /// KITTI 1226x370 and NYUDv2 640x480 frames: zlib level 1 with the "up" row filter gives the lowest
+    /// encode time + transfer time for all of them at 1 Gbit/s and at 100 Mbit/s (libpng's level-6 default
+    /// took 4-8x longer, e.g. 75 ms instead of 12 ms for a KITTI png16 depth map, for files 5-30 % smaller).
+    public static let outputs = PNGCodec.Options(level: 1, filters: .up)
 }

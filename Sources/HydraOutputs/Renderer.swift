@@ -58,7 +58,8 @@ public struct OutputRequest: Sendable {
     public var plyEncoding: PLYWriter.Encoding = .binary
     public var overlayFormat: ImageDecoder.Format = .png
     public var fast = false
-    public var png = PNGSettings()
+    /// PNG level and row filters for every picture output.
+    public var png = PNGCodec.Options.outputs
 
     public init() {}
 }
@@ -107,7 +108,7 @@ public final class Renderer: @unchecked Sendable {
             switch kind {
             case .segmentation:
                 let bytes = try timed("encode_segmentation") {
-                    try ImageOutputs.segmentationPNG(dense, colours: info.colours, options: r.png.segmentation)
+                    try ImageOutputs.segmentationPNG(dense, colours: info.colours, options: r.png)
                 }
                 parts.append(RenderedPart(kind: kind, name: "segmentation", fileSuffix: "_segmentation.png",
                                           contentType: "image/png", bytes: bytes, headers: size + [("X-Classes", "\(info.classNames.count)")]))
@@ -151,7 +152,7 @@ public final class Renderer: @unchecked Sendable {
                     let blended = ImageOutputs.overlay(image, labels: dense.labels, colours: info.colours)
                     if r.overlayFormat == .jpeg { return (try JPEGCodec.encode(blended, quality: 90), "image/jpeg", "jpg") }
                     return (try PNGCodec.encode(width: image.width, height: image.height, layout: .rgb8, samples: blended.pixels,
-                                                options: r.png.overlay), "image/png", "png")
+                                                options: r.png), "image/png", "png")
                 }
                 parts.append(RenderedPart(kind: kind, name: "overlay", fileSuffix: "_overlay.\(ext)", contentType: type,
                                           bytes: bytes, headers: size))
@@ -160,7 +161,7 @@ public final class Renderer: @unchecked Sendable {
                     throw RenderError.unavailable("normals need three-task weights; model \(modelName) has two heads")
                 }
                 let (npy, png) = try timed("encode_normals") {
-                    (NPY.encode(n, shape: [3, image.height, image.width]), try ImageOutputs.normalsPNG(dense, options: r.png.normals)!)
+                    (NPY.encode(n, shape: [3, image.height, image.width]), try ImageOutputs.normalsPNG(dense, options: r.png)!)
                 }
                 parts.append(RenderedPart(kind: kind, name: "normals", fileSuffix: "_normals.npy", contentType: "application/x-npy",
                                           bytes: npy, headers: [("X-Shape", "3,\(image.height),\(image.width)")]))
