@@ -69,8 +69,8 @@ package enum FuzzTarget: String, CaseIterable, Sendable {
     static func serve(_ request: HTTPRequest) {
         do {
             _ = request.path
-            guard let query = request.query else { return }
-            _ = try PredictParameters(query: query, model: model, defaultTimeoutMs: 30_000)
+            _ = request.pathSegments
+            _ = try PredictParameters(query: request.queryParameters(), model: model, defaultTimeoutMs: 30_000)
             let image = try RequestImage.bytes(body: request.body, contentType: request.header("Content-Type") ?? "")
             _ = try ImageDecoder.decode(image, limits: imageLimits)
         } catch let problem as Problem {

@@ -13,9 +13,10 @@ final class Connection {
     private let timer: UnsafeMutablePointer<uv_timer_t>
     private var state = State.idle
     private var openHandles = 2
-    private var readBuffer = [UInt8](repeating: 0, count: 65536)
     /// Bytes received while a request was being served (pipelining), parsed afterwards.
     private var pending: [UInt8] = []
+    /// Set for a connection accepted over the cap: it is answered with this and closed.
+    private let refusal: Problem?
     private var reading = false
 
     private let reader: RequestReader
@@ -29,13 +30,16 @@ final class Connection {
 
     var busy: Bool { state == .busy || state == .writing }
 
-    init(id: UInt64, tcp: UnsafeMutablePointer<uv_tcp_t>, server: HTTPServer) {
+    init(id: UInt64, tcp: UnsafeMutablePointer<uv_tcp_t>, server: HTTPServer, refusal: Problem? = nil) {
         self.id = id
         self.tcp = tcp
         self.server = server
+        self.refusal = refusal
         timer = UV.allocate(uv_timer_t.self)
         uv_timer_init(server.loop, timer)
         reader = RequestReader(maxHeaderBytes: server.config.maxHeaderBytes, maxBodyBytes: server.config.maxBodyBytes)
+        reader.bodyBudget = server.connectionMemory
+        reader.retryAfter = server.config.retryAfter
         let me = Unmanaged.passUnretained(self).toOpaque()
         tcp.pointee.data = me
         timer.pointee.data = me
@@ -45,7 +49,14 @@ final class Connection {
 
     static func from(_ p: UnsafeMutableRawPointer?) -> Connection { Unmanaged<Connection>.fromOpaque(p!).takeUnretainedValue() }
 
+    var refused: Bool { refusal != nil }
+
     func start() {
+        if let refusal {
+            // Answered before anything is read; the linger after it lets an uploading client read it.
+            requestID = RequestReader.requestID(from: nil)
+            return fail(refusal)
+        }
         armTimer(server.config.idleTimeout)
         startReading()
     }
@@ -59,10 +70,9 @@ final class Connection {
         guard !reading, state != .closed else { return }
         reading = true
         uv_read_start(UV.stream(tcp), { h, _, buf in
-            let c = Connection.from(h!.pointee.data)
-            c.readBuffer.withUnsafeMutableBufferPointer { b in
-                buf!.pointee = uv_buf_init(UnsafeMutableRawPointer(b.baseAddress!).assumingMemoryBound(to: CChar.self), UInt32(b.count))
-            }
+            // One buffer for the whole loop: `received` copies what it keeps before the next read.
+            let b = Connection.from(h!.pointee.data).server.readBuffer
+            buf!.pointee = uv_buf_init(b.baseAddress!.assumingMemoryBound(to: CChar.self), UInt32(b.count))
         }, { s, n, _ in
             Connection.from(s!.pointee.data).received(n)
         })
@@ -89,13 +99,14 @@ final class Connection {
             if lingerBytes > Connection.lingerLimit { close() }
             return
         }
+        let bytes = UnsafeRawBufferPointer(start: server.readBuffer.baseAddress, count: n)
         if state == .busy || state == .writing {
-            pending += readBuffer[0..<n]
-            if pending.count > server.config.maxHeaderBytes + (1 << 20) { stopReading() } // backpressure
+            pending += bytes
+            // Backpressure: a pipelining client waits in TCP, not in this process's memory.
+            if pending.count >= server.readBuffer.count { stopReading() }
             return
         }
-        let chunk = Array(readBuffer[0..<n])
-        parse(chunk)
+        parse(Array(bytes))
     }
 
     private func parse(_ data: [UInt8]) {
@@ -188,18 +199,24 @@ final class Connection {
     private final class WriteRequest {
         let req: UnsafeMutablePointer<uv_write_t>
         var parts: [[UInt8]]
+        let connection: Connection
         let then: (() -> Void)?
-        init(parts: [[UInt8]], then: (() -> Void)?) {
+        /// Unsent answers count against the connections' memory budget until written.
+        let lease: MemoryLease
+        init(parts: [[UInt8]], connection: Connection, then: (() -> Void)?) {
             req = UV.allocate(uv_write_t.self)
             self.parts = parts
+            self.connection = connection
             self.then = then
+            lease = MemoryLease(connection.server.connectionMemory)
         }
         deinit { free(req) }
     }
 
     private func write(_ parts: [UInt8]..., then: (() -> Void)?) {
-        let w = WriteRequest(parts: parts.filter { !$0.isEmpty }, then: then)
+        let w = WriteRequest(parts: parts.filter { !$0.isEmpty }, connection: self, then: then)
         let total = w.parts.reduce(0) { $0 + $1.count }
+        w.lease.grow(to: total, force: true)
         server.metrics.bytesOut.increment(by: total)
         w.req.pointee.data = Unmanaged.passRetained(w).toOpaque()
         // The byte arrays live in `w` until the write callback, so their storage outlives the write.
@@ -211,7 +228,8 @@ final class Connection {
         }
         let rc = uv_write(w.req, UV.stream(tcp), &bufs, UInt32(bufs.count)) { req, status in
             let w = Unmanaged<WriteRequest>.fromOpaque(req!.pointee.data!).takeRetainedValue()
-            if status == 0 { w.then?() }
+            // EPIPE, ECONNRESET (SIGPIPE is ignored) or ECANCELED: that connection is over, nothing else.
+            if status == 0 { w.then?() } else { w.connection.close() }
         }
         if rc != 0 {
             Unmanaged<WriteRequest>.fromOpaque(w.req.pointee.data!).release()
@@ -281,28 +299,5 @@ final class Connection {
     private func handleClosed() {
         openHandles -= 1
         if openHandles == 0 { server.removed(self) }
-    }
-
-    /// Over the connection cap: a 503 and close, without a Connection object.
-    static func refuse(_ tcp: UnsafeMutablePointer<uv_tcp_t>, retryAfter: Int) {
-        let body = #"{"type":"about:blank","title":"Service Unavailable","status":503,"detail":"too many open connections"}"#
-        let text = "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/problem+json\r\nRetry-After: \(retryAfter)\r\n"
-            + "Content-Length: \(body.utf8.count)\r\nConnection: close\r\n\r\n\(body)"
-        let bytes = Array(text.utf8)
-        let mem = malloc(bytes.count)!
-        bytes.withUnsafeBytes { mem.copyMemory(from: $0.baseAddress!, byteCount: bytes.count) }
-        let req = UV.allocate(uv_write_t.self)
-        req.pointee.data = mem
-        var buf = uv_buf_init(mem.assumingMemoryBound(to: CChar.self), UInt32(bytes.count))
-        let rc = uv_write(req, UV.stream(tcp), &buf, 1) { req, _ in
-            free(req!.pointee.data)
-            UV.close(req!.pointee.handle)
-            free(req)
-        }
-        if rc != 0 {
-            free(mem)
-            free(req)
-            UV.close(tcp)
-        }
     }
 }

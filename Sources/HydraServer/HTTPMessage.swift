@@ -8,6 +8,8 @@ public struct HTTPRequest: Sendable {
     public var headers: [(String, String)] = []
     public var body: [UInt8] = []
     public var keepAlive = true
+    /// The body's share of the server's memory budget, given back when the last copy of the request goes.
+    package var bodyLease: MemoryLease?
 
     public init(method: String, target: String) {
         self.method = method
@@ -23,21 +25,46 @@ public struct HTTPRequest: Sendable {
         headers.filter { $0.0.caseInsensitiveCompare(name) == .orderedSame }.map(\.1)
     }
 
-    /// The path without the query, percent-decoded.
+    /// The path as sent, without the query.
+    public var rawPath: Substring {
+        target.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false).first ?? ""
+    }
+
+    /// The path without the query, percent-decoded: for messages and logs, never for routing.
     public var path: String {
-        let raw = target.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? ""
+        let raw = String(rawPath)
         return raw.removingPercentEncoding ?? raw
     }
 
-    /// Query parameters in order; nil when the query is not valid percent-encoding.
-    public var query: [(String, String)]? {
+    /// The path's segments after the leading "/", each percent-decoded on its own, so that an encoded
+    /// "/" stays inside its segment (`/v1%2Fpredict` is one segment, not two); nil when a segment is
+    /// not valid percent-encoding.
+    public var pathSegments: [String]? {
+        var out: [String] = []
+        for segment in rawPath.split(separator: "/", omittingEmptySubsequences: false).dropFirst() {
+            guard let s = String(segment).removingPercentEncoding else { return nil }
+            out.append(s)
+        }
+        return out
+    }
+
+    /// Query parameters in order, percent-decoded; throws a 400 `Problem` for invalid
+    /// percent-encoding or a control character (NUL included) in a name or value.
+    public func queryParameters() throws -> [(String, String)] {
         guard let q = target.firstIndex(of: "?") else { return [] }
         var out: [(String, String)] = []
         for pair in target[target.index(after: q)...].split(separator: "&") where !pair.isEmpty {
             let kv = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
-            func decode(_ s: Substring) -> String? { String(s).replacingOccurrences(of: "+", with: " ").removingPercentEncoding }
-            guard let k = decode(kv[0]), let v = kv.count > 1 ? decode(kv[1]) : "" else { return nil }
-            out.append((k, v))
+            func decode(_ s: Substring) throws -> String {
+                guard let d = String(s).replacingOccurrences(of: "+", with: " ").removingPercentEncoding else {
+                    throw Problem(400, "the query string is not valid percent-encoding: '\(s.prefix(40))'")
+                }
+                guard !d.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F }) else {
+                    throw Problem(400, "query parameter '\(String(kv[0]).prefix(40))' holds a control character")
+                }
+                return d
+            }
+            out.append((try decode(kv[0]), kv.count > 1 ? try decode(kv[1]) : ""))
         }
         return out
     }

@@ -48,11 +48,25 @@ final class HTTPServer {
     private var asyncOpen = true
     /// Port actually bound (useful with port 0).
     private(set) var boundPort = 0
+    /// Connections being served (refused ones that linger are not counted against the cap).
+    private var servedConnections = 0
+    private var lingeringRefusals = 0
+    /// Bytes held for connections: request bodies as they arrive and answers not yet written.
+    let connectionMemory: MemoryBudget
+    /// Where every read lands; the read callback copies what it keeps, so one buffer serves all sockets.
+    let readBuffer = UnsafeMutableRawBufferPointer.allocate(byteCount: 64 << 10, alignment: 16)
+
+    /// Refusals over the connection cap that may linger at once; beyond it they close at once.
+    static let maxLingeringRefusals = 64
 
     init(config: ServerConfiguration, metrics: ServerMetrics, logger: Logger) {
+        // A write to a socket whose peer has gone must fail with EPIPE on that connection, not kill
+        // the process (the default action of SIGPIPE).
+        signal(SIGPIPE, SIG_IGN)
         self.config = config
         self.metrics = metrics
         self.logger = logger
+        connectionMemory = MemoryBudget(limit: config.connectionMemoryBytes)
         loop = UV.allocate(uv_loop_t.self)
         uv_loop_init(loop)
         async = UV.allocate(uv_async_t.self)
@@ -123,16 +137,25 @@ final class HTTPServer {
         }
         boundPort = Int(UInt16(bigEndian: withUnsafeBytes(of: name) { $0.load(fromByteOffset: 2, as: UInt16.self) }))
         listener = tcp
-        for sig in [SIGTERM, SIGINT] {
+        for sig in [SIGTERM, SIGINT, SIGHUP] {
             let s = UV.allocate(uv_signal_t.self)
             uv_signal_init(loop, s)
             s.pointee.data = Unmanaged.passUnretained(self).toOpaque()
             uv_signal_start(s, { s, signum in
                 guard let s, let data = s.pointee.data else { return }
-                Unmanaged<HTTPServer>.fromOpaque(data).takeUnretainedValue().beginDrain(signal: signum)
+                Unmanaged<HTTPServer>.fromOpaque(data).takeUnretainedValue().signalled(signum)
             }, sig)
             signals.append(s)
         }
+    }
+
+    private func signalled(_ signum: Int32) {
+        if signum == SIGHUP {
+            // Its default action would end the process with requests in flight.
+            logger.notice("SIGHUP received and ignored: models are reloaded only by a restart", metadata: ["signal": "\(signum)"])
+            return
+        }
+        beginDrain(signal: signum)
     }
 
     /// Runs the loop until drained. Returns the process exit status.
@@ -149,22 +172,30 @@ final class HTTPServer {
             return
         }
         uv_tcp_nodelay(tcp, 1)
-        if connections.count >= config.maxConnections || draining {
+        var refusal: Problem?
+        if servedConnections >= config.maxConnections || draining {
             metrics.rejection("connections")
-            Connection.refuse(tcp, retryAfter: config.retryAfter)
-            return
+            guard lingeringRefusals < Self.maxLingeringRefusals else {
+                // A flood of refusals must not hold descriptors either: close without an answer.
+                UV.close(tcp)
+                return
+            }
+            refusal = Problem(503, draining ? "the server is shutting down" : "too many open connections",
+                              headers: [("Retry-After", "\(config.retryAfter)")])
         }
         let id = nextConnectionID
         nextConnectionID += 1
-        let c = Connection(id: id, tcp: tcp, server: self)
+        let c = Connection(id: id, tcp: tcp, server: self, refusal: refusal)
         connections[id] = c
-        metrics.connections.set(connections.count)
+        if c.refused { lingeringRefusals += 1 } else { servedConnections += 1 }
+        metrics.connections.set(servedConnections)
         c.start()
     }
 
     func removed(_ c: Connection) {
         connections[c.id] = nil
-        metrics.connections.set(connections.count)
+        if c.refused { lingeringRefusals -= 1 } else { servedConnections -= 1 }
+        metrics.connections.set(servedConnections)
         checkDrained()
     }
 
@@ -224,4 +255,6 @@ final class HTTPServer {
         completedLock.unlock()
         uv_stop(loop)
     }
+
+    deinit { readBuffer.deallocate() }
 }

@@ -88,8 +88,9 @@ public final class HydraService: RequestHandler {
         }
     }
 
-    func route(_ path: String) -> Route? {
-        let parts = path.split(separator: "/", omittingEmptySubsequences: false).dropFirst().map(String.init)
+    /// The route of a request by its raw path segments (an encoded "/" never separates two).
+    func route(_ request: HTTPRequest) -> Route? {
+        guard request.target.hasPrefix("/"), let parts = request.pathSegments else { return nil }
         switch parts {
         case [""]: return .index
         case ["healthz"]: return .health
@@ -110,7 +111,8 @@ public final class HydraService: RequestHandler {
 
     private func routed(_ r: HTTPRequest) throws -> Route {
         guard r.target.hasPrefix("/") else { throw Problem(400, "request target must be an absolute path") }
-        guard let route = route(r.path) else { throw Problem(404, "no such endpoint: \(r.path.prefix(100))") }
+        guard r.pathSegments != nil else { throw Problem(400, "the path is not valid percent-encoding") }
+        guard let route = route(r) else { throw Problem(404, "no such endpoint: \(r.path.prefix(100))") }
         guard route.methods.contains(r.method) else {
             throw Problem(405, "\(r.method) is not allowed on \(route.label); use \(route.methods.joined(separator: ", "))",
                           headers: [("Allow", route.methods.joined(separator: ", "))])
@@ -138,7 +140,7 @@ public final class HydraService: RequestHandler {
     func admit(_ head: HTTPRequest, contentLength: UInt64?, chunked: Bool) -> Problem? {
         // Only predict bodies are worth refusing before they are read; every other request,
         // unknown ones included, is answered by `handle` and keeps its connection.
-        guard head.method == "POST", case let .predict(name)? = route(head.path) else { return nil }
+        guard head.method == "POST", case let .predict(name)? = route(head) else { return nil }
         do {
             let pool = try pool(name)
             if server.draining {
@@ -154,8 +156,7 @@ public final class HydraService: RequestHandler {
                 return Problem(415, type.isEmpty ? "missing Content-Type; send image/png, image/jpeg or multipart/form-data"
                     : "unsupported Content-Type \(type.prefix(60)); send image/png, image/jpeg or multipart/form-data")
             }
-            guard let query = head.query else { throw Problem(400, "the query string is not valid percent-encoding") }
-            _ = try PredictParameters(query: query, model: pool.model, defaultTimeoutMs: config.defaultTimeoutMs)
+            _ = try PredictParameters(query: head.queryParameters(), model: pool.model, defaultTimeoutMs: config.defaultTimeoutMs)
             if pool.queued >= pool.capacity { return overloaded(pool) }
             return nil
         } catch let p as Problem {
@@ -192,7 +193,7 @@ public final class HydraService: RequestHandler {
             case let .predict(name):
                 let pool = try pool(name)
                 if server.draining { throw Problem(503, "the server is shutting down", headers: [("Retry-After", "\(config.retryAfter)")]) }
-                let params = try PredictParameters(query: r.query ?? [], model: pool.model, defaultTimeoutMs: config.defaultTimeoutMs)
+                let params = try PredictParameters(query: r.queryParameters(), model: pool.model, defaultTimeoutMs: config.defaultTimeoutMs)
                 let job = Job(connectionID: connectionID, requestID: requestID, body: r.body,
                               contentType: r.header("Content-Type") ?? "", accept: r.header("Accept"), parameters: params)
                 guard pool.submit(job) else { throw overloaded(pool) }
@@ -222,9 +223,10 @@ public final class HydraService: RequestHandler {
     }
 
     func responded(_ r: HTTPRequest, _ response: HTTPResponse, requestID: String, seconds: Double, bytesIn: Int) {
-        let label = route(r.path)?.label ?? "other"
+        let route = route(r)
+        let label = route?.label ?? "other"
         metrics.request(route: label, status: response.status)
-        if case .predict = route(r.path), response.status == 200 { metrics.total.recordSeconds(seconds) }
+        if case .predict = route, response.status == 200 { metrics.total.recordSeconds(seconds) }
         let level: Logger.Level = response.status >= 500 ? .error : (label == "/metrics" || label.contains("health") || label == "/readyz" ? .debug : .info)
         logger.log(level: level, "request", metadata: [
             "request_id": "\(requestID)", "method": "\(r.method)", "path": "\(r.path.prefix(200))", "status": "\(response.status)",

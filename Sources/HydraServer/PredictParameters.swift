@@ -10,16 +10,22 @@ package struct PredictParameters {
     static let names: Set<String> = ["outputs", "depth_format", "depth_scale", "fx", "fy", "cx", "cy", "stride", "min_depth",
                                      "max_depth", "drop_classes", "colour_by", "color_by", "ply_format", "overlay_format",
                                      "fast", "timeout_ms"]
+    static let aliases = ["color_by": "colour_by"]
 
     /// Throws a 400 `Problem` naming the first bad parameter.
     package init(query: [(String, String)], model: Model, defaultTimeoutMs: Int) throws {
         timeoutMs = defaultTimeoutMs
-        var seen = Set<String>()
+        var seen: [String: String] = [:]
         for (key, value) in query {
             guard Self.names.contains(key) else {
-                throw Problem(400, "unknown query parameter '\(key)'; known: \(Self.names.sorted().joined(separator: ", "))")
+                throw Problem(400, "unknown query parameter '\(key.prefix(40))'; known: \(Self.names.sorted().joined(separator: ", "))")
             }
-            guard seen.insert(key).inserted else { throw Problem(400, "query parameter '\(key)' is given twice") }
+            // An alias names the same parameter: colour_by and color_by may not both be given.
+            let canonical = Self.aliases[key] ?? key
+            if let earlier = seen.updateValue(key, forKey: canonical) {
+                throw Problem(400, earlier == key ? "query parameter '\(key)' is given twice"
+                                                  : "query parameters '\(earlier)' and '\(key)' name the same parameter; give one")
+            }
             func number(_ lo: Double, _ hi: Double) throws -> Double {
                 guard let d = Double(value), d.isFinite, d >= lo, d <= hi else {
                     throw Problem(400, "\(key) must be a number in \(lo)...\(hi), got '\(value.prefix(40))'")

@@ -134,7 +134,7 @@ package final class InProcessPredictor {
     /// The HTTP response the service would send for this body and query.
     package func predict(body: [UInt8], contentType: String, query: String, accept: String? = nil) throws -> HTTPResponse {
         let request = HTTPRequest(method: "POST", target: "/v1/predict?" + query)
-        let parameters = try PredictParameters(query: request.query ?? [], model: model, defaultTimeoutMs: 60_000)
+        let parameters = try PredictParameters(query: request.queryParameters(), model: model, defaultTimeoutMs: 60_000)
         let job = Job(connectionID: 0, requestID: "bench", body: body, contentType: contentType, accept: accept, parameters: parameters)
         return pipeline.process(job)
     }

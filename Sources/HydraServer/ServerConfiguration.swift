@@ -24,6 +24,9 @@ public struct ServerConfiguration: Sendable {
     public var drainTimeout = 20.0
     /// Seconds a 503 asks clients to wait.
     public var retryAfter = 1
+    /// Bytes all connections together may hold in request bodies and unsent answers; a body beyond it
+    /// is refused with 503 before it is read. Derived from `--max-memory` by `MemoryPlan`.
+    public var connectionMemoryBytes = 256 << 20
 
     public init() {}
 }
