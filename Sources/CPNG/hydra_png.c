@@ -8,6 +8,12 @@
 typedef struct {
     const uint8_t *data;
     size_t size, pos;
+    /* Stopping at the last row (see read_rows). */
+    int final_pass;             /* the last interlace pass that has pixels; 0 when not interlaced */
+    png_uint_32 final_pass_row; /* its last row */
+    uint8_t *final_copy;        /* that row as transformed, kept by on_last_row */
+    size_t final_bytes;
+    int have_final, stopped;
 } reader_state;
 
 typedef struct {
@@ -25,6 +31,9 @@ static void on_warning(png_structp png, png_const_charp msg) { (void)png; (void)
 
 static void on_read(png_structp png, png_bytep out, png_size_t n) {
     reader_state *rs = (reader_state *)png_get_io_ptr(png);
+    /* Every pixel is decoded: what libpng wants to read now is whatever compressed data follows the
+     * image, which it would inflate just to check its end (a 64x48 image can carry gigabytes). */
+    if (rs->have_final) { rs->stopped = 1; png_error(png, "stopped after the last row"); }
     if (rs->size - rs->pos < n) png_error(png, "truncated PNG data");
     memcpy(out, rs->data + rs->pos, n);
     rs->pos += n;
@@ -48,12 +57,67 @@ static int open_reader(const uint8_t *data, size_t size, png_structp *png, png_i
         set_err(es->err, es->err_size, "out of memory");
         return -1;
     }
+    memset(rs, 0, sizeof *rs);
     rs->data = data; rs->size = size; rs->pos = 0;
     png_set_read_fn(*png, rs, on_read);
     /* Dimensions are policed by the caller's pixel limit; lift libpng's own 1M cap. */
     png_set_user_limits(*png, 0x7fffffff, 0x7fffffff);
     png_set_crc_action(*png, PNG_CRC_DEFAULT, PNG_CRC_DEFAULT);
+    /* Work is bounded by the pixels, not by what a file says: ancillary chunks that libpng would
+     * inflate or keep (iCCP, zTXt, iTXt profiles and text, sPLT ...) are skipped unread, and no
+     * chunk may make libpng allocate more than 1 MiB. */
+    static const png_byte ignored[] =
+        "bKGD\0cHRM\0eXIf\0gAMA\0hIST\0iCCP\0iTXt\0oFFs\0pCAL\0pHYs\0sBIT\0sCAL\0sPLT\0sRGB\0tEXt\0tIME\0zTXt\0";
+    png_set_keep_unknown_chunks(*png, PNG_HANDLE_CHUNK_NEVER, NULL, 0);
+    png_set_keep_unknown_chunks(*png, PNG_HANDLE_CHUNK_NEVER, ignored, (int)(sizeof ignored / 5));
+    png_set_chunk_malloc_max(*png, 1 << 20);
+    png_set_chunk_cache_max(*png, 64);
     return 0;
+}
+
+/* The image's last row, once libpng has transformed it: kept aside, since libpng only copies it
+ * out after it has finished the compressed stream (see on_read). */
+static void on_row_transformed(png_structp png, png_row_infop row, png_bytep data) {
+    reader_state *rs = (reader_state *)png_get_io_ptr(png);
+    if (png_get_current_pass_number(png) != rs->final_pass || png_get_current_row_number(png) != rs->final_pass_row) return;
+    if (row->rowbytes > rs->final_bytes) png_error(png, "unexpected row size");
+    memcpy(rs->final_copy, data, row->rowbytes);
+    rs->have_final = 1;
+}
+
+/* Reads every row into rows[] (bpp bytes per output pixel) and stops after the last one. The last
+ * row is copied out by on_row_transformed, so that reading can stop before libpng goes through the
+ * rest of the compressed stream. Call after png_read_update_info, within the caller's setjmp. */
+static void read_rows(png_structp png, png_infop info, reader_state *rs, png_bytep *rows, size_t bpp) {
+    png_uint_32 width = png_get_image_width(png, info), height = png_get_image_height(png, info);
+    int passes = png_get_interlace_type(png, info) == PNG_INTERLACE_NONE ? 1 : 7;
+    rs->final_pass = -1;
+    for (int p = passes - 1; p >= 0 && rs->final_pass < 0; p--) {
+        png_uint_32 r = passes == 1 ? height : PNG_PASS_ROWS(height, p);
+        png_uint_32 c = passes == 1 ? width : PNG_PASS_COLS(width, p);
+        if (r > 0 && c > 0) { rs->final_pass = p; rs->final_pass_row = r - 1; }
+    }
+    rs->final_bytes = (size_t)width * bpp;
+    rs->final_copy = (uint8_t *)malloc(rs->final_bytes ? rs->final_bytes : 1);
+    if (!rs->final_copy) png_error(png, "out of memory");
+    for (int p = 0; p < passes; p++)
+        for (png_uint_32 y = 0; y < height; y++) png_read_row(png, rows[y], NULL);
+}
+
+/* After png_error: 1 when the image was complete and reading was stopped on purpose; the last row
+ * (saved before libpng could place it) is then placed here. */
+static int finish_stopped(png_structp png, png_infop info, reader_state *rs, png_bytep *rows, size_t bpp) {
+    if (!rs->stopped || !rs->have_final) return 0;
+    png_uint_32 width = png_get_image_width(png, info);
+    int p = rs->final_pass;
+    int interlaced = png_get_interlace_type(png, info) != PNG_INTERLACE_NONE;
+    png_uint_32 y = interlaced ? PNG_ROW_FROM_PASS_ROW(rs->final_pass_row, p) : rs->final_pass_row;
+    png_uint_32 cols = interlaced ? PNG_PASS_COLS(width, p) : width;
+    for (png_uint_32 i = 0; i < cols; i++) {
+        png_uint_32 x = interlaced ? PNG_COL_FROM_PASS_COL(i, p) : i;
+        memcpy(rows[y] + (size_t)x * bpp, rs->final_copy + (size_t)i * bpp, bpp);
+    }
+    return 1;
 }
 
 int hydra_png_probe(const uint8_t *data, size_t size, hydra_png_info *out,
@@ -82,9 +146,12 @@ int hydra_png_decode_rgb8(const uint8_t *data, size_t size, uint8_t *rgb,
     png_bytep *volatile rows = NULL;
     if (open_reader(data, size, &png, &info, &rs, &es) != 0) return -1;
     if (setjmp(png_jmpbuf(png))) {
+        int ok = rows && finish_stopped(png, info, &rs, rows, 3);
         free(rows);
+        free(rs.final_copy);
         png_destroy_read_struct(&png, &info, NULL);
-        return -1;
+        if (ok && err && err_size) err[0] = 0;
+        return ok ? 0 : -1;
     }
     png_read_info(png, info);
     if (png_get_image_width(png, info) != width || png_get_image_height(png, info) != height)
@@ -98,15 +165,17 @@ int hydra_png_decode_rgb8(const uint8_t *data, size_t size, uint8_t *rgb,
     /* Alpha (and tRNS) is dropped: the network sees the colour samples as stored. */
     png_set_strip_alpha(png);
     png_set_interlace_handling(png);
+    png_set_read_user_transform_fn(png, on_row_transformed);
     png_read_update_info(png, info);
     if (png_get_rowbytes(png, info) != (size_t)width * 3)
         png_error(png, "unsupported PNG pixel layout");
     rows = (png_bytep *)malloc(sizeof(png_bytep) * height);
     if (!rows) png_error(png, "out of memory");
     for (uint32_t y = 0; y < height; y++) rows[y] = rgb + (size_t)y * width * 3;
-    png_read_image(png, rows);
-    png_read_end(png, NULL);
+    read_rows(png, info, &rs, rows, 3);
+    /* No png_read_end: the image ends at its last row. */
     free(rows);
+    free(rs.final_copy);
     png_destroy_read_struct(&png, &info, NULL);
     return 0;
 }
@@ -116,19 +185,25 @@ int hydra_png_decode_raw(const uint8_t *data, size_t size, uint8_t *out, size_t 
     png_structp png = NULL; png_infop info = NULL;
     reader_state rs; error_state es = { err, err_size };
     png_bytep *volatile rows = NULL;
+    volatile size_t bpp = 0;
     if (open_reader(data, size, &png, &info, &rs, &es) != 0) return -1;
     if (setjmp(png_jmpbuf(png))) {
+        int ok = rows && bpp && finish_stopped(png, info, &rs, rows, bpp);
         free(rows);
+        free(rs.final_copy);
         png_destroy_read_struct(&png, &info, NULL);
-        return -1;
+        if (ok && err && err_size) err[0] = 0;
+        return ok ? 0 : -1;
     }
     png_read_info(png, info);
     uint32_t height = png_get_image_height(png, info);
     int ct = png_get_color_type(png, info);
     if (png_get_bit_depth(png, info) < 8) png_set_packing(png);
     png_set_interlace_handling(png);
+    png_set_read_user_transform_fn(png, on_row_transformed);
     png_read_update_info(png, info);
     size_t rowbytes = png_get_rowbytes(png, info);
+    bpp = rowbytes / png_get_image_width(png, info);
     if (rowbytes * height > out_size) png_error(png, "output buffer too small");
     *channels = png_get_channels(png, info);
     *palette_len = 0;
@@ -144,9 +219,10 @@ int hydra_png_decode_raw(const uint8_t *data, size_t size, uint8_t *out, size_t 
     rows = (png_bytep *)malloc(sizeof(png_bytep) * height);
     if (!rows) png_error(png, "out of memory");
     for (uint32_t y = 0; y < height; y++) rows[y] = out + (size_t)y * rowbytes;
-    png_read_image(png, rows);
-    png_read_end(png, NULL);
+    read_rows(png, info, &rs, rows, bpp);
+    /* No png_read_end: the image ends at its last row. */
     free(rows);
+    free(rs.final_copy);
     png_destroy_read_struct(&png, &info, NULL);
     return 0;
 }

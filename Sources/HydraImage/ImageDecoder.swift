@@ -10,6 +10,20 @@ public enum ImageDecoder {
         return nil
     }
 
+    /// Format, width and height from the header, before any pixel memory is allocated.
+    public static func size(_ data: [UInt8]) throws -> (format: Format, width: Int, height: Int) {
+        guard !data.isEmpty else { throw ImageError.empty }
+        switch sniff(data) {
+        case .png:
+            let h = try PNGCodec.header(data)
+            return (.png, h.width, h.height)
+        case .jpeg:
+            let (w, h) = try JPEGCodec.size(data)
+            return (.jpeg, w, h)
+        case nil: throw ImageError.unknownFormat
+        }
+    }
+
     public static func decode(_ data: [UInt8], limits: ImageLimits = ImageLimits()) throws -> RGBImage {
         guard !data.isEmpty else { throw ImageError.empty }
         switch sniff(data) {

@@ -2,6 +2,18 @@ import CTurboJPEG
 
 /// JPEG through libjpeg-turbo's TurboJPEG API (baseline, progressive, grey, CMYK).
 public enum JPEGCodec {
+    /// Width and height from the frame header, without decoding.
+    public static func size(_ data: [UInt8]) throws -> (width: Int, height: Int) {
+        guard let handle = tjInitDecompress() else { throw ImageError.corrupt(format: "JPEG", reason: "cannot create decoder") }
+        defer { tjDestroy(handle) }
+        var width: Int32 = 0, height: Int32 = 0, subsamp: Int32 = 0, colorspace: Int32 = 0
+        let rc = data.withUnsafeBufferPointer { buf in
+            tjDecompressHeader3(handle, buf.baseAddress, UInt(buf.count), &width, &height, &subsamp, &colorspace)
+        }
+        guard rc == 0 else { throw ImageError.corrupt(format: "JPEG", reason: lastError(handle)) }
+        return (Int(width), Int(height))
+    }
+
     public static func decode(_ data: [UInt8], limits: ImageLimits = ImageLimits()) throws -> RGBImage {
         guard let handle = tjInitDecompress() else {
             throw ImageError.corrupt(format: "JPEG", reason: "cannot create decoder")
@@ -18,7 +30,9 @@ public enum JPEGCodec {
         let channels = cmyk ? 4 : 3
         let format = cmyk ? TJPF_CMYK : TJPF_RGB
         var pixels = [UInt8](repeating: 0, count: Int(width) * Int(height) * channels)
-        let flags = TJFLAG_ACCURATEDCT | TJFLAG_STOPONWARNING
+        // LIMITSCANS: a progressive file may have at most 500 scans (each one re-reads the whole coefficient
+        // buffer, so thousands of tiny scans cost minutes for a small file).
+        let flags = TJFLAG_ACCURATEDCT | TJFLAG_STOPONWARNING | TJFLAG_LIMITSCANS
         let drc = data.withUnsafeBufferPointer { src in
             pixels.withUnsafeMutableBufferPointer { dst in
                 tjDecompress2(handle, src.baseAddress, UInt(src.count), dst.baseAddress,

@@ -38,7 +38,7 @@ public struct ImageLimits: Sendable {
     public var maxPixels: Int
     public init(maxPixels: Int = 40_000_000) { self.maxPixels = maxPixels }
 
-    func check(width: Int, height: Int) throws {
+    public func check(width: Int, height: Int) throws {
         guard width > 0, height > 0 else {
             throw ImageError.corrupt(format: "image", reason: "zero width or height")
         }

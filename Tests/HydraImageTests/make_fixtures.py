@@ -68,6 +68,32 @@ bad_crc = bytearray(good_png)
 bad_crc[40] ^= 0xFF  # inside IDAT
 (OUT / "badcrc.png").write_bytes(bytes(bad_crc))
 (OUT / "bomb.png").write_bytes(raw_png("bomb.png", 100000, 100000, 8, 2, [b"\x00" * 10]))
+
+
+def stored(data, final=False):
+    """A deflate stored block (RFC 1951 3.2.4)."""
+    return bytes([1 if final else 0]) + struct.pack("<HH", len(data), len(data) ^ 0xFFFF) + data
+
+
+def trailing_png(interlaced):
+    """rgb as a PNG whose compressed stream goes on after the last row: 64 KiB more, then a block of
+    the reserved type. A decoder that stops at the last row never reaches that block."""
+    def chunk(t, d):
+        return struct.pack(">I", len(d)) + t + d + struct.pack(">I", zlib.crc32(t + d))
+    if interlaced:  # Adam7: (row start, col start, row step, col step) per pass
+        passes = [(0, 0, 8, 8), (0, 4, 8, 8), (4, 0, 8, 4), (0, 2, 4, 4), (2, 0, 4, 2), (0, 1, 2, 2), (1, 0, 2, 1)]
+        subs = [rgb[r0::dr, c0::dc] for r0, c0, dr, dc in passes]
+        rows = b"".join(b"\x00" + row.tobytes() for sub in subs if sub.shape[1] > 0 for row in sub)
+    else:
+        rows = b"".join(b"\x00" + r.tobytes() for r in rgb)
+    stream = b"\x78\x01" + stored(rows) + stored(b"\x00" * 65535) + b"\x07" + b"\xff" * 64
+    ihdr = struct.pack(">IIBBBBB", W, H, 8, 2, 0, 0, 1 if interlaced else 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", stream) + chunk(b"IEND", b"")
+
+
+for name, interlaced in [("trailing.png", False), ("trailing_interlaced.png", True)]:
+    (OUT / name).write_bytes(trailing_png(interlaced))
+    (OUT / (name + ".rgb")).write_bytes(rgb.tobytes())
 good_jpg = (OUT / "baseline.jpg").read_bytes()
 (OUT / "truncated.jpg").write_bytes(good_jpg[: len(good_jpg) // 2])
 (OUT / "garbage.bin").write_bytes(bytes(rng.integers(0, 256, 200, dtype=np.uint8)))
