@@ -67,6 +67,11 @@ public final class Model: Sendable {
 
     public static let batchNormEpsilon = 1e-5
 
+    /// Bytes of the folded weights (a model holds them once; packing for XNNPACK adds about as much again).
+    public var weightBytes: Int {
+        convs.values.reduce(0) { $0 + ($1.weights.count + ($1.bias?.count ?? 0)) * 4 } + scales.values.reduce(0) { $0 + $1.count * 4 }
+    }
+
     /// Loads and validates parameters; every official name must be present with its shape.
     public init(source: ParameterSource, info: ModelInfo) throws {
         let shapes = source.parameterShapes
@@ -78,6 +83,7 @@ public final class Model: Sendable {
             throw EngineError.invalidWeights("metadata lists \(info.classNames.count) class names and \(info.colours.count) "
                 + "colours but the network has \(arch.numClasses) classes")
         }
+        try info.validate()
 
         var convs: [String: FoldedConv] = [:]
         func convBN(_ prefix: String, stride: Int, depthwise: Bool, relu6: Bool) throws {

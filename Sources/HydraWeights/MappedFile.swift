@@ -13,7 +13,8 @@ public final class MappedFile: @unchecked Sendable {
 
     public init(path: String) throws {
         self.path = path
-        let fd = open(path, O_RDONLY | O_CLOEXEC)
+        // Non-blocking: opening a FIFO (or a device) must not hang; fstat then refuses anything but a regular file.
+        let fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
         guard fd >= 0 else { throw WeightsError.io(path: path, reason: String(cString: strerror(errno))) }
         defer { close(fd) }
         var st = stat()

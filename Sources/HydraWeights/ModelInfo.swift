@@ -131,8 +131,37 @@ public struct ModelInfo: Codable, Sendable, Equatable {
             guard let pp = Preset(rawValue: p) else { throw WeightsError.invalidSafetensors("unknown preset '\(p)' in metadata") }
             preset = pp
         }
+        if let t = m["trained"], t != "true", t != "false" {
+            throw WeightsError.invalidSafetensors("metadata 'trained' must be true or false, not '\(t.prefix(20))'")
+        }
         self.init(preset: preset, classNames: try decode("classes", [String].self),
                   colours: try decode("colours", [[UInt8]].self), intrinsics: try decode("intrinsics", Intrinsics.self),
                   description: m["description"] ?? "", trained: m["trained"] != "false")
+        try validate()
+    }
+
+    /// Every field as the outputs will use it: a bad file is refused at load, never a trap at request time.
+    public func validate() throws {
+        func bad(_ why: String) -> WeightsError { .invalidSafetensors("metadata: \(why)") }
+        guard !classNames.isEmpty, classNames.count <= 256 else { throw bad("1 to 256 class names are needed, found \(classNames.count)") }
+        for (i, name) in classNames.enumerated() {
+            guard !name.isEmpty, name.count <= 64, !name.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F }) else {
+                throw bad("class name \(i) must be 1-64 printable characters")
+            }
+        }
+        guard Set(classNames.map { $0.lowercased() }).count == classNames.count else { throw bad("class names must be distinct") }
+        guard colours.count == classNames.count else {
+            throw bad("\(colours.count) class colours for \(classNames.count) class names")
+        }
+        if let i = colours.firstIndex(where: { $0.count != 3 }) {
+            throw bad("class colour \(i) has \(colours[i].count) components; colours are [r, g, b] with 0-255 each")
+        }
+        let k = intrinsics
+        guard k.fx.isFinite, k.fy.isFinite, k.fx > 0, k.fy > 0 else { throw bad("focal lengths fx, fy must be finite and positive") }
+        guard k.cx.isFinite, k.cy.isFinite, abs(k.cx) < 1e6, abs(k.cy) < 1e6 else { throw bad("principal point cx, cy must be finite") }
+        guard (1...100_000).contains(k.width), (1...100_000).contains(k.height) else {
+            throw bad("intrinsics width and height must be 1 to 100000 pixels")
+        }
+        guard description.count <= 4096 else { throw bad("description longer than 4096 characters") }
     }
 }
