@@ -59,9 +59,15 @@ public final class ModelReplica: @unchecked Sendable {
     private let pool: pthreadpool_t
     /// XNNPACK operator for each step that has one (convolutions, adds, resizes).
     private var operators: [xnn_operator_t?]
+    /// Activations, mapped anonymously: pages above what frames need are given back (`trimArena`).
     private var arena: UnsafeMutableRawPointer?
     private var arenaBytes = 0
+    /// Arena bytes that may hold pages (touched since the last trim).
+    private var arenaTouched = 0
     private var plan: Plan?
+    /// Arena bytes kept resident between frames; pages above it (or above the frame's need) are given
+    /// back after a run, so that one large frame does not leave its activations behind.
+    public let arenaRetainBytes: Int
 
     struct Plan {
         let height: Int, width: Int
@@ -78,6 +84,7 @@ public final class ModelReplica: @unchecked Sendable {
         self.model = model
         self.threads = max(1, threads)
         graph = model.graph
+        arenaRetainBytes = model.activationBytes(width: ModelReplica.retainReference.width, height: ModelReplica.retainReference.height)
         guard let p = pthreadpool_create(self.threads) else { throw EngineError.xnnpack("cannot create thread pool") }
         pool = p
         operators = Array(repeating: nil, count: graph.steps.count)
@@ -93,8 +100,14 @@ public final class ModelReplica: @unchecked Sendable {
     deinit {
         for op in operators { if let op { xnn_delete_operator(op) } }
         pthreadpool_destroy(pool)
-        free(arena)
+        if let arena { munmap(arena, arenaBytes) }
     }
+
+    /// Frames up to this size keep their activation pages between runs (a full KITTI frame, 1242x375).
+    static let retainReference = (width: 1248, height: 384)
+
+    /// Activation bytes resident now (the arena pages that may be touched).
+    public var residentActivationBytes: Int { arenaTouched }
 
     /// Bytes of activation memory planned for the last input size.
     public var activationBytes: Int { plan?.bytes ?? 0 }
@@ -161,18 +174,18 @@ public final class ModelReplica: @unchecked Sendable {
         let shapes = graph.shapes(height: height, width: width, model: model)
         let sizes = graph.channels.indices.map { shapes[$0].h * shapes[$0].w * graph.channels[$0] * MemoryLayout<Float>.size }
         let (offsets, total) = ArenaPlanner.plan(sizes: sizes, lifetimes: graph.lifetimes())
-        let needed = total + Int(XNN_EXTRA_BYTES) + ArenaPlanner.alignment
+        let needed = Self.pageRounded(total + Int(XNN_EXTRA_BYTES))
         if needed > arenaBytes {
-            free(arena)
+            if let arena { munmap(arena, arenaBytes) }
             arena = nil
             arenaBytes = 0
-            var p: UnsafeMutableRawPointer?
-            guard posix_memalign(&p, ArenaPlanner.alignment, needed) == 0, let p else {
-                throw EngineError.xnnpack("cannot allocate \(needed) bytes of activations")
-            }
+            arenaTouched = 0
+            let p = mmap(nil, needed, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)
+            guard let p, p != MAP_FAILED else { throw EngineError.xnnpack("cannot allocate \(needed) bytes of activations") }
             arena = p
             arenaBytes = needed
         }
+
         let newPlan = Plan(height: height, width: width, shapes: shapes, offsets: offsets, bytes: total)
         for (i, step) in graph.steps.enumerated() {
             let status: xnn_status
@@ -206,6 +219,24 @@ public final class ModelReplica: @unchecked Sendable {
         plan = newPlan
     }
 
+    private static func pageRounded(_ n: Int) -> Int {
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        return (n + page - 1) / page * page
+    }
+
+    /// After a run: a frame larger than `arenaRetainBytes` gives back its pages above that; a smaller
+    /// one gives back what lies above its own need when that is more than 16 MiB. Streams of frames up
+    /// to a KITTI frame keep their pages; a larger frame's go when its run ends (the next one faults
+    /// them in again).
+    private func trimArena(needed: Int) {
+        guard let arena else { return }
+        let keep = needed > arenaRetainBytes ? Self.pageRounded(arenaRetainBytes)
+            : (arenaTouched - needed > 16 << 20 ? needed : arenaTouched)
+        guard arenaTouched > keep else { return }
+        madvise(arena + keep, arenaTouched - keep, MADV_DONTNEED)
+        arenaTouched = keep
+    }
+
     private func pointer(_ plan: Plan, _ t: Int) -> UnsafeMutablePointer<Float> {
         (arena! + plan.offsets[t]).assumingMemoryBound(to: Float.self)
     }
@@ -219,6 +250,8 @@ public final class ModelReplica: @unchecked Sendable {
         precondition(rgb.count >= width * height * 3, "run: pixel buffer smaller than width x height x 3")
         try setUp(height: height, width: width)
         let plan = plan!
+        let needed = Self.pageRounded(plan.bytes + Int(XNN_EXTRA_BYTES))
+        arenaTouched = max(arenaTouched, needed)
         let t0 = MonotonicClock.now()
         if !graph.stemReadsRGB {
             hydra_preprocess_rgb8(rgb.baseAddress, width * height, Self.mean, Self.std, pointer(plan, graph.input), pool)
@@ -278,6 +311,7 @@ public final class ModelReplica: @unchecked Sendable {
                            normals: graph.normals.map { planar($0, plan) })
         p.preprocessSeconds = graph.stemReadsRGB ? 0 : t1 - t0
         p.networkSeconds = t2 - t1
+        trimArena(needed: needed)
         return p
     }
 
@@ -294,6 +328,16 @@ public final class ModelReplica: @unchecked Sendable {
             }
         }
         return out
+    }
+}
+
+extension Model {
+    /// Bytes of activations a replica plans for a `width` x `height` input: what one run holds in its
+    /// arena (computed from the graph, nothing is allocated).
+    public func activationBytes(width: Int, height: Int) -> Int {
+        let shapes = graph.shapes(height: height, width: width, model: self)
+        let sizes = graph.channels.indices.map { shapes[$0].h * shapes[$0].w * graph.channels[$0] * MemoryLayout<Float>.size }
+        return ArenaPlanner.plan(sizes: sizes, lifetimes: graph.lifetimes()).total + Int(XNN_EXTRA_BYTES)
     }
 }
 

@@ -11,6 +11,11 @@ package enum FuzzTarget: String, CaseIterable, Sendable {
     /// HTTP/1.1 requests as a client sends them, pipelined, through to the predict parameters,
     /// the multipart/form-data body and the image header.
     case http
+    /// A chunked body (size lines, extensions, data, trailers, then perhaps a pipelined request)
+    /// behind a fixed head, fed whole, a byte at a time and in two pieces: the three must read the
+    /// same requests and bodies, or fail with the same status. A difference is a framing bug that a
+    /// slow or fragmenting client (or a proxy) could exploit, so it traps.
+    case chunked
     /// A PNG file through libpng (the setjmp shim) to RGB.
     case png
     /// A JPEG file through libjpeg-turbo to RGB.
@@ -24,6 +29,7 @@ package enum FuzzTarget: String, CaseIterable, Sendable {
     package func run(_ data: [UInt8]) {
         switch self {
         case .http: Self.http(data)
+        case .chunked: Self.chunked(data)
         case .png: _ = try? PNGCodec.decode(data, limits: Self.imageLimits)
         case .jpeg: _ = try? JPEGCodec.decode(data, limits: Self.imageLimits)
         case .safetensors: Self.withFile(data) { path in
@@ -63,6 +69,52 @@ package enum FuzzTarget: String, CaseIterable, Sendable {
                 if !rest.isEmpty { feeds.insert(rest, at: 0) }
             }
         }
+    }
+
+    static let chunkedHead = Array(("POST /v1/predict HTTP/1.1\r\nHost: t\r\nContent-Type: image/png\r\n"
+        + "Transfer-Encoding: chunked\r\n\r\n").utf8)
+
+    static func chunked(_ data: [UInt8]) {
+        let stream = chunkedHead + data
+        let whole = readAll([stream])
+        let bytewise = readAll(stream.map { [$0] })
+        let cut = chunkedHead.count + (data.isEmpty ? 0 : Int(data[0]) % (data.count + 1))
+        let split = readAll([Array(stream[..<cut]), Array(stream[cut...])])
+        guard whole == bytewise, whole == split else {
+            fatalError("chunked framing depends on how the bytes arrive: whole \(whole), bytewise \(bytewise), split \(split)")
+        }
+    }
+
+    /// What a reader makes of a stream arriving in `pieces`: each request (method, target, body) or
+    /// the status it failed with, in order.
+    static func readAll(_ pieces: [[UInt8]]) -> [String] {
+        let reader = RequestReader(maxHeaderBytes: 16 << 10, maxBodyBytes: 1 << 20)
+        var seen: [String] = []
+        var pending = pieces[...]
+        var carry: [UInt8] = []
+        while seen.count < 8 {
+            let next: [UInt8]
+            if !carry.isEmpty {
+                next = carry
+                carry = []
+            } else if let piece = pending.popFirst() {
+                next = piece
+            } else {
+                break
+            }
+            switch reader.feed(next) {
+            case .incomplete:
+                continue
+            case let .failed(problem):
+                seen.append("failed \(problem.status)")
+                return seen
+            case let .request(request, rest):
+                seen.append("\(request.method) \(request.target) \(request.body.count) \(request.body.hashValue)")
+                // A piece cut short by the end of a request: its rest comes before later pieces.
+                carry = rest
+            }
+        }
+        return seen
     }
 
     /// What the service does with a request before the engine: path, query, parameters, body.

@@ -79,14 +79,17 @@ public struct RenderedPart: Sendable {
 
 /// Turns one prediction into the requested outputs. Owns an `Upsampler`; one per worker.
 public final class Renderer: @unchecked Sendable {
-    private let upsampler: Upsampler
+    public let upsampler: Upsampler
 
     public init(threads: Int = 1) { upsampler = Upsampler(threads: threads) }
 
     /// Encodes the requested outputs in order; the summary (if asked) is last and carries the
     /// timings of everything before it, including `timings` measured by the caller (decode, ...).
+    /// `networkInput` is the size the network ran at when it was not the frame's own, and `note`
+    /// says why (both go into the summary).
     public func render(image: RGBImage, prediction p: Prediction, model: Model, modelName: String,
-                       request r: OutputRequest, timings: [(String, Double)] = []) throws -> [RenderedPart] {
+                       request r: OutputRequest, timings: [(String, Double)] = [],
+                       networkInput: Summary.Size? = nil, note: String? = nil) throws -> [RenderedPart] {
         var times = timings
         // Zero when the first layer reads the 8-bit image itself: preprocessing is then inside "network".
         if p.preprocessSeconds > 0 { times.append(("preprocess", p.preprocessSeconds * 1e3)) }
@@ -177,7 +180,9 @@ public final class Renderer: @unchecked Sendable {
             times.append(("summary", Date().timeIntervalSince(t0) * 1e3))
             let summary = Summary(
                 model: modelName, modelDescription: info.description, preset: info.preset.rawValue, trained: info.trained,
-                input: .init(width: image.width, height: image.height), networkOutput: .init(width: p.width, height: p.height),
+                input: .init(width: image.width, height: image.height),
+                networkInput: networkInput ?? .init(width: image.width, height: image.height),
+                networkOutput: .init(width: p.width, height: p.height), note: note,
                 upsampling: r.fast ? "fast: argmax at network resolution + nearest labels, bilinear depth" : "bicubic (OpenCV INTER_CUBIC, a = -0.75)",
                 timingsMs: Dictionary(times.map { ($0.0, ($0.1 * 1000).rounded() / 1000) }, uniquingKeysWith: +), classes: classes,
                 depthMinM: all?.0, depthMedianM: all?.1, depthMaxM: all?.2,

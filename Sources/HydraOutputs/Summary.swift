@@ -3,7 +3,10 @@ import HydraWeights
 /// A JSON summary of one prediction: what ran, how long each stage took, and per class its
 /// share of the image and how far away it is ("the nearest car is 7.4 m away").
 public struct Summary: Codable, Sendable {
-    public struct Size: Codable, Sendable { public var width: Int, height: Int }
+    public struct Size: Codable, Sendable {
+        public var width: Int, height: Int
+        public init(width: Int, height: Int) { self.width = width; self.height = height }
+    }
     public struct ClassStats: Codable, Sendable {
         public var id: Int
         public var name: String
@@ -28,8 +31,12 @@ public struct Summary: Codable, Sendable {
     public var preset: String
     public var trained: Bool
     public var input: Size
-    /// Resolution the network computed at (a quarter of the input).
+    /// The size the network ran at: the input's, unless the frame was shrunk to fit the service's limit.
+    public var networkInput: Size
+    /// Resolution the network computed at (a quarter of its input).
     public var networkOutput: Size
+    /// Anything a reader should know about how this result was made (a shrunk frame, ...).
+    public var note: String?
     public var upsampling: String
     /// Milliseconds per stage, in order of execution.
     public var timingsMs: [String: Double]
@@ -42,8 +49,8 @@ public struct Summary: Codable, Sendable {
     public var depthColourRangeM: [Float]?
 
     enum CodingKeys: String, CodingKey {
-        case model, modelDescription = "model_description", preset, trained, input
-        case networkOutput = "network_output", upsampling, timingsMs = "timings_ms", classes
+        case model, modelDescription = "model_description", preset, trained, input, note
+        case networkInput = "network_input", networkOutput = "network_output", upsampling, timingsMs = "timings_ms", classes
         case depthMinM = "depth_min_m", depthMedianM = "depth_median_m", depthMaxM = "depth_max_m"
         case camera, points, depthColourRangeM = "depth_colour_range_m"
     }

@@ -17,7 +17,7 @@ public struct DenseOutputs: Sendable {
 /// authors did (OpenCV INTER_CUBIC, a = -0.75) or, with `fast`, argmax at low resolution plus
 /// nearest-neighbour labels and bilinear depth. Owns a thread pool; use from one thread at a time.
 public final class Upsampler: @unchecked Sendable {
-    private let pool: pthreadpool_t?
+    let pool: pthreadpool_t?
 
     public init(threads: Int = 1) {
         pool = threads > 1 ? pthreadpool_create(threads) : nil

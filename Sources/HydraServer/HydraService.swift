@@ -26,6 +26,22 @@ public final class HydraService: RequestHandler {
     public init(config: ServerConfiguration, models: [NamedModel], logger: Logger, startedAt: Double? = nil) throws {
         precondition(!models.isEmpty)
         started = startedAt ?? MonotonicClock.now()
+        var config = config
+        var limits: [String: WorkerLimits] = [:]
+        if let maxMemory = config.maxMemoryBytes {
+            let plan = try MemoryPlan.fitting(maxMemory: maxMemory, models: models.map { ($0.name, $0.model) },
+                                              workersPerModel: config.workers, maxBodyBytes: config.maxBodyBytes,
+                                              maxPixels: config.maxPixels, maxNetworkPixels: config.maxNetworkPixels,
+                                              lowerMaxPixels: config.maxPixelsIsDefault)
+            if plan.maxPixels < config.maxPixels {
+                logger.warning("max pixels lowered to fit the memory budget", metadata: [
+                    "max_pixels": "\(plan.maxPixels)", "max_memory_mib": "\(maxMemory >> 20)"])
+            }
+            config.maxPixels = plan.maxPixels
+            config.connectionMemoryBytes = plan.connectionBytes
+            limits = plan.models.mapValues(\.limits)
+            logger.info("memory plan", metadata: plan.summary.mapValues { .string($0) })
+        }
         self.config = config
         self.logger = logger
         server = HTTPServer(config: config, metrics: metrics, logger: logger)
@@ -34,7 +50,9 @@ public final class HydraService: RequestHandler {
         for m in models {
             pools[m.name] = try WorkerPool(name: m.name, model: m.model, workers: config.workers,
                                            threadsPerWorker: config.threadsPerWorker, capacity: config.queueSize,
-                                           maxPixels: config.maxPixels) { [server, metrics] job in
+                                           limits: limits[m.name] ?? WorkerLimits(maxPixels: config.maxPixels,
+                                                                                  maxNetworkPixels: config.maxNetworkPixels ?? .max)
+            ) { [server, metrics] job in
                 if job.outcome == "ok" {
                     metrics.queueWait.recordSeconds(job.queueWaitSeconds)
                     metrics.inference.recordSeconds(job.inferenceSeconds)
@@ -183,6 +201,8 @@ public final class HydraService: RequestHandler {
                 return .respond(.json(200, ["models": modelOrder.map { describe(pools[$0]!) }]))
             case .metrics:
                 refreshGauges()
+                metrics.connectionMemory.set(server.connectionMemory.inUse)
+                metrics.connectionMemoryLimit.set(server.connectionMemory.limit)
                 return .respond(HTTPResponse(status: 200, headers: [("Content-Type", "text/plain; version=0.0.4; charset=utf-8")],
                                              body: metrics.exposition()))
             case .index:

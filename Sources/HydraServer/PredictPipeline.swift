@@ -3,19 +3,35 @@ import HydraEngine
 import HydraImage
 import HydraOutputs
 
+/// What one worker may hold for one request (from `MemoryPlan`).
+package struct WorkerLimits: Sendable {
+    /// Largest frame accepted.
+    package var maxPixels: Int
+    /// Largest input the network runs at; larger frames are shrunk for it.
+    package var maxNetworkPixels: Int
+    /// Bytes a request may hold beyond the activations (`OutputRequest.workingBytes`).
+    package var workingBytes: Int
+
+    package init(maxPixels: Int, maxNetworkPixels: Int = .max, workingBytes: Int = .max) {
+        self.maxPixels = maxPixels
+        self.maxNetworkPixels = maxNetworkPixels
+        self.workingBytes = workingBytes
+    }
+}
+
 /// What one worker does with a predict job, off the event loop: find the image in the body,
 /// decode it, run the replica, render the outputs and frame the response.
 final class PredictPipeline {
     let replica: ModelReplica
     let renderer: Renderer
     let modelName: String
-    let limits: ImageLimits
+    let limits: WorkerLimits
 
-    init(model: Model, modelName: String, threads: Int, maxPixels: Int) throws {
+    init(model: Model, modelName: String, threads: Int, limits: WorkerLimits) throws {
         replica = try ModelReplica(model: model, threads: threads)
         renderer = Renderer(threads: threads)
         self.modelName = modelName
-        limits = ImageLimits(maxPixels: maxPixels)
+        self.limits = limits
     }
 
     func process(_ job: Job) -> HTTPResponse {
@@ -35,35 +51,65 @@ final class PredictPipeline {
         guard ImageDecoder.sniff(bytes) != nil else {
             throw Problem(415, "the image is neither PNG nor JPEG (by its signature)")
         }
-        let image: RGBImage
-        do { image = try ImageDecoder.decode(bytes, limits: limits) } catch let e as ImageError {
+        let imageLimits = ImageLimits(maxPixels: limits.maxPixels)
+        let request = job.parameters.request
+        let model = replica.model
+        let image: RGBImage, network: (width: Int, height: Int)
+        do {
+            // Everything that can be judged from the header is, before any pixel memory exists.
+            let header = try ImageDecoder.size(bytes)
+            try imageLimits.check(width: header.width, height: header.height)
+            guard header.width >= 32, header.height >= 32 else {
+                throw Problem(422, "image is \(header.width)x\(header.height); both sides must be at least 32 pixels")
+            }
+            network = NetworkInput.size(width: header.width, height: header.height, maxPixels: limits.maxNetworkPixels)
+            let need = request.workingBytes(width: header.width, height: header.height, network: network,
+                                            numClasses: model.architecture.numClasses,
+                                            hasNormals: model.architecture.hasNormals, format: header.format)
+            guard need <= limits.workingBytes else {
+                throw Problem(413, "a \(header.width)x\(header.height) frame with outputs \(request.outputs.map(\.rawValue).joined(separator: ",")) "
+                    + "needs about \(need >> 20) MiB of working memory; a worker may hold \(limits.workingBytes >> 20) MiB "
+                    + "(--max-memory): send a smaller frame, fewer outputs or a larger stride")
+            }
+            image = try ImageDecoder.decode(bytes, limits: imageLimits)
+        } catch let e as ImageError {
             switch e {
             case .tooLarge: throw Problem(413, e.description)
             case .unknownFormat: throw Problem(415, e.description)
             case .corrupt, .empty: throw Problem(422, e.description)
             }
         }
-        guard image.width >= 32, image.height >= 32 else {
-            throw Problem(422, "image is \(image.width)x\(image.height); both sides must be at least 32 pixels")
-        }
         let t1 = MonotonicClock.now()
-        let prediction = try image.pixels.withUnsafeBufferPointer { px -> Prediction in
-            do { return try replica.run(rgb: px, width: image.width, height: image.height) } catch let e as EngineError {
+        var timings = [("queue_wait", job.queueWaitSeconds * 1e3), ("decode", (t1 - t0) * 1e3)]
+        var networkImage = image
+        if network != (image.width, image.height) {
+            networkImage = renderer.upsampler.downscale(image, toWidth: network.width, height: network.height)
+            timings.append(("shrink_for_network", (MonotonicClock.now() - t1) * 1e3))
+        }
+        let t2 = MonotonicClock.now()
+        let prediction = try networkImage.pixels.withUnsafeBufferPointer { px -> Prediction in
+            do { return try replica.run(rgb: px, width: networkImage.width, height: networkImage.height) } catch let e as EngineError {
                 if case .inputTooSmall = e { throw Problem(422, e.description) }
                 throw e
             }
         }
-        let t2 = MonotonicClock.now()
+        networkImage = RGBImage(width: 1, height: 1, pixels: [0, 0, 0])
+        let t3 = MonotonicClock.now()
         var parts: [RenderedPart]
         do {
-            parts = try renderer.render(image: image, prediction: prediction, model: replica.model, modelName: modelName,
-                                        request: job.parameters.request,
-                                        timings: [("queue_wait", job.queueWaitSeconds * 1e3), ("decode", (t1 - t0) * 1e3)])
+            var note: String?
+            if network != (image.width, image.height) {
+                note = "the \(image.width)x\(image.height) frame was shrunk to \(network.width)x\(network.height) for the network "
+                    + "(--max-network-pixels \(limits.maxNetworkPixels)); the outputs are at the frame's size"
+            }
+            parts = try renderer.render(image: image, prediction: prediction, model: model, modelName: modelName,
+                                        request: request, timings: timings,
+                                        networkInput: .init(width: network.width, height: network.height), note: note)
         } catch let e as RenderError { throw Problem(400, e.description) }
         let response = try Self.frame(parts, accept: job.accept, requestID: job.requestID, modelName: modelName)
-        let t3 = MonotonicClock.now()
-        job.inferenceSeconds = t2 - t1
-        job.encodeSeconds = t3 - t2
+        let t4 = MonotonicClock.now()
+        job.inferenceSeconds = t3 - t2
+        job.encodeSeconds = t4 - t3
         return response
     }
 
@@ -126,9 +172,9 @@ package final class InProcessPredictor {
     private let pipeline: PredictPipeline
     private let model: Model
 
-    package init(model: Model, threads: Int, maxPixels: Int = 20_000_000) throws {
+    package init(model: Model, threads: Int, limits: WorkerLimits = WorkerLimits(maxPixels: 20_000_000)) throws {
         self.model = model
-        pipeline = try PredictPipeline(model: model, modelName: "default", threads: threads, maxPixels: maxPixels)
+        pipeline = try PredictPipeline(model: model, modelName: "default", threads: threads, limits: limits)
     }
 
     /// The HTTP response the service would send for this body and query.

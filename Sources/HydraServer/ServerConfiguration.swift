@@ -11,6 +11,8 @@ public struct ServerConfiguration: Sendable {
     public var maxBodyBytes = 32 << 20
     public var maxHeaderBytes = 16 << 10
     public var maxPixels = 20_000_000
+    /// `maxPixels` is the default, not the operator's: `MemoryPlan` may lower it to fit `maxMemoryBytes`.
+    public var maxPixelsIsDefault = false
     public var maxConnections = 512
     /// Seconds a client may take to send a whole request (slowloris defence): 408 after it.
     public var requestTimeout = 30.0
@@ -27,6 +29,11 @@ public struct ServerConfiguration: Sendable {
     /// Bytes all connections together may hold in request bodies and unsent answers; a body beyond it
     /// is refused with 503 before it is read. Derived from `--max-memory` by `MemoryPlan`.
     public var connectionMemoryBytes = 256 << 20
+    /// Bytes the whole process may use (`--max-memory`); `MemoryPlan` shares it out. Nil: no plan
+    /// (tests, library use), and the limits above apply as set.
+    public var maxMemoryBytes: Int?
+    /// Largest network input; larger frames are shrunk for the network. Nil: sized by `MemoryPlan`.
+    public var maxNetworkPixels: Int?
 
     public init() {}
 }

@@ -20,6 +20,9 @@ final class ServerMetrics {
     let bytesIn: CoreMetrics.Counter
     let bytesOut: CoreMetrics.Counter
     private let rss: Meter, cpu: Meter, fds: Meter, startTime: Meter
+    private let logLinesDropped: CoreMetrics.Counter
+    private var logLinesDroppedSeen = 0
+    let connectionMemory: Meter, connectionMemoryLimit: Meter
 
     init() {
         var f = PrometheusMetricsFactory(registry: registry)
@@ -42,6 +45,10 @@ final class ServerMetrics {
         fds = Meter(label: "process_open_fds", factory: f)
         startTime = Meter(label: "process_start_time_seconds", factory: f)
         startTime.set(Date().timeIntervalSince1970)
+        logLinesDropped = Counter(label: "hydra_log_lines_dropped_total", factory: f)
+        logLinesDropped.increment(by: 0)
+        connectionMemory = Meter(label: "hydra_connection_memory_bytes", factory: f)
+        connectionMemoryLimit = Meter(label: "hydra_connection_memory_limit_bytes", factory: f)
     }
 
     func request(route: String, status: Int) {
@@ -65,6 +72,11 @@ final class ServerMetrics {
         rss.set(p.rssBytes)
         cpu.set(p.cpuSeconds)
         fds.set(p.openFDs)
+        let dropped = LogWriter.standardError.dropped
+        if dropped > logLinesDroppedSeen {
+            logLinesDropped.increment(by: dropped - logLinesDroppedSeen)
+            logLinesDroppedSeen = dropped
+        }
         var out: [UInt8] = []
         registry.emit(into: &out)
         return out

@@ -52,14 +52,14 @@ final class WorkerPool: @unchecked Sendable {
     private let done: (Job) -> Void
 
     /// Creates the replicas now (weights packed per worker), so the pool is ready when this returns.
-    init(name: String, model: Model, workers: Int, threadsPerWorker: Int, capacity: Int, maxPixels: Int,
+    init(name: String, model: Model, workers: Int, threadsPerWorker: Int, capacity: Int, limits: WorkerLimits,
          done: @escaping (Job) -> Void) throws {
         modelName = name
         self.model = model
         self.capacity = capacity
         self.done = done
         for i in 0..<workers {
-            let pipeline = try PredictPipeline(model: model, modelName: name, threads: threadsPerWorker, maxPixels: maxPixels)
+            let pipeline = try PredictPipeline(model: model, modelName: name, threads: threadsPerWorker, limits: limits)
             // Weak: the threads must not keep the pool alive forever (it holds them), but while a
             // worker loops it holds the pool, so `stop()` followed by the pool's release is safe.
             let t = Thread { [weak self] in self?.work(pipeline) }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import HydraEngine
+import HydraKernels
 import HydraServer
 import HydraWeights
 import Logging
@@ -27,7 +28,7 @@ struct ServeCommand: ParsableCommand {
     @Option(help: "Engine threads per worker (HYDRA_THREADS_PER_WORKER).") var threadsPerWorker: Int?
     @Option(help: "Requests that may wait per model before 503; default: one per worker (HYDRA_QUEUE_SIZE).") var queueSize: Int?
     @Option(help: "Largest request body in MiB (HYDRA_MAX_BODY_MB).") var maxBodyMb: Int?
-    @Option(help: "Largest image in pixels (HYDRA_MAX_PIXELS).") var maxPixels: Int?
+    @Option(help: "Largest image in pixels (HYDRA_MAX_PIXELS). Default 20000000, lowered (with a warning) when --max-memory cannot hold it.") var maxPixels: Int?
     @Option(help: "Largest request line + headers in bytes (HYDRA_MAX_HEADER_BYTES).") var maxHeaderBytes: Int?
     @Option(help: "Most open connections (HYDRA_MAX_CONNECTIONS).") var maxConnections: Int?
     @Option(help: "Seconds to receive a whole request, else 408 (HYDRA_REQUEST_TIMEOUT).") var requestTimeout: Double?
@@ -35,6 +36,10 @@ struct ServeCommand: ParsableCommand {
     @Option(help: "Seconds a client may take to read a response (HYDRA_WRITE_TIMEOUT).") var writeTimeout: Double?
     @Option(help: "Default request deadline in ms; a request past it in the queue gets 504 (HYDRA_TIMEOUT_MS).") var timeoutMs: Int?
     @Option(help: "Seconds to finish work after SIGTERM before exiting (HYDRA_DRAIN_TIMEOUT).") var drainTimeout: Double?
+    @Option(help: ArgumentHelp("Memory the whole process may use, e.g. 1Gi or 900Mi; shared out as docs/MEMORY.md says (HYDRA_MAX_MEMORY). Default: the cgroup limit, else the smaller of 2 GiB and half the RAM.", valueName: "quantity"))
+    var maxMemory: String?
+    @Option(help: "Largest network input in pixels; larger frames are shrunk for the network and the outputs brought back to their size. Default: what --max-memory leaves a worker, at most 2.1 MP (HYDRA_MAX_NETWORK_PIXELS).")
+    var maxNetworkPixels: Int?
     @Option(help: "trace, debug, info, notice, warning, error or critical (HYDRA_LOG_LEVEL).") var logLevel: String?
 
     func run() throws {
@@ -58,6 +63,7 @@ struct ServeCommand: ParsableCommand {
         c.queueSize = try pick(queueSize, "QUEUE_SIZE", c.workers)
         c.maxBodyBytes = try pick(maxBodyMb, "MAX_BODY_MB", c.maxBodyBytes >> 20) << 20
         c.maxPixels = try pick(maxPixels, "MAX_PIXELS", c.maxPixels)
+        c.maxPixelsIsDefault = maxPixels == nil && (env["HYDRA_MAX_PIXELS"] ?? "").isEmpty
         c.maxHeaderBytes = try pick(maxHeaderBytes, "MAX_HEADER_BYTES", c.maxHeaderBytes)
         c.maxConnections = try pick(maxConnections, "MAX_CONNECTIONS", c.maxConnections)
         c.requestTimeout = try pick(requestTimeout, "REQUEST_TIMEOUT", c.requestTimeout)
@@ -65,6 +71,22 @@ struct ServeCommand: ParsableCommand {
         c.writeTimeout = try pick(writeTimeout, "WRITE_TIMEOUT", c.writeTimeout)
         c.defaultTimeoutMs = try pick(timeoutMs, "TIMEOUT_MS", c.defaultTimeoutMs)
         c.drainTimeout = try pick(drainTimeout, "DRAIN_TIMEOUT", c.drainTimeout)
+        let memory = try pick(maxMemory, "MAX_MEMORY", "")
+        if memory.isEmpty {
+            c.maxMemoryBytes = MemoryPlan.defaultMaxMemory()
+        } else {
+            guard let bytes = MemoryPlan.parseQuantity(memory) else {
+                throw CLIError("--max-memory \(memory) is not a quantity such as 1Gi, 900Mi or 1073741824")
+            }
+            c.maxMemoryBytes = bytes
+        }
+        let n = try pick(maxNetworkPixels, "MAX_NETWORK_PIXELS", 0)
+        if n != 0 {
+            guard n >= MemoryPlan.minimumNetworkPixels else {
+                throw CLIError("--max-network-pixels must be at least \(MemoryPlan.minimumNetworkPixels) (384x288)")
+            }
+            c.maxNetworkPixels = n
+        }
         let level = try pick(logLevel, "LOG_LEVEL", "info")
         guard let logLevel = Logger.Level(rawValue: level) else { throw CLIError("unknown log level \(level)") }
         guard (1...65535).contains(c.port) || c.port == 0 else { throw CLIError("port must be 0...65535") }
@@ -84,6 +106,8 @@ struct ServeCommand: ParsableCommand {
             return h
         }
         let logger = Logger(label: "hydra")
+        // Lines are written by a thread of their own: let them out before the process ends.
+        defer { LogWriter.standardError.flush(timeout: 2) }
 
         var specs = models
         if specs.isEmpty, let list = env["HYDRA_MODELS"], !list.isEmpty {
@@ -117,7 +141,12 @@ struct ServeCommand: ParsableCommand {
                 logger.warning("serving the built-in default model, UNTRAINED", metadata: ["model": "default", "note": "\(model.info.description)"])
             }
         }
-        let service = try HydraService(config: c, models: loaded, logger: logger, startedAt: started)
+        // Frames, outputs and bodies go back to the system when freed (hydra_heap.h says why).
+        _ = hydra_heap_map_large(1 << 20)
+        let service: HydraService
+        do {
+            service = try HydraService(config: c, models: loaded, logger: logger, startedAt: started)
+        } catch let refusal as MemoryPlan.Refusal { throw CLIError(refusal.description) }
         let status: Int32
         do { status = try service.run() } catch let p as Problem { throw CLIError(p.detail) }
         if status != 0 { throw ExitCode(status) }

@@ -73,6 +73,19 @@ def test_deployment_probes_drain_and_security():
     assert {m["type"] for m in hpa["spec"]["metrics"]} == {"Resource", "Pods"}
 
 
+def memory_budget_source(container):
+    [e] = [e for e in container.get("env", []) if e["name"] == "HYDRA_MAX_MEMORY"]
+    return e["valueFrom"]["resourceFieldRef"]
+
+
+def test_the_memory_budget_follows_the_containers_limit():
+    [c] = by_kind(built())["Deployment"]["spec"]["template"]["spec"]["containers"]
+    assert memory_budget_source(c) == {"containerName": c["name"], "resource": "limits.memory"}
+    isvc = yaml.safe_load((DEPLOY / "kserve" / "inferenceservice.yaml").read_text())
+    [k] = isvc["spec"]["predictor"]["containers"]
+    assert memory_budget_source(k) == {"containerName": k["name"], "resource": "limits.memory"}
+
+
 def test_kserve_and_monitoring_resources():
     isvc = yaml.safe_load((DEPLOY / "kserve" / "inferenceservice.yaml").read_text())
     assert isvc["apiVersion"] == "serving.kserve.io/v1beta1" and isvc["kind"] == "InferenceService"

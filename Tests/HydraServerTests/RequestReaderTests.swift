@@ -17,7 +17,7 @@ final class RequestReaderTests: XCTestCase {
         guard case let .request(second, tail) = r.feed(rest) else { return XCTFail("pipelined request not parsed") }
         XCTAssertEqual(second.method, "POST")
         XCTAssertEqual(second.body, bytes("abc"))
-        XCTAssertEqual(second.query?.first?.0, "fast")
+        XCTAssertEqual(try second.queryParameters().first?.0, "fast")
         XCTAssertTrue(tail.isEmpty)
     }
 

@@ -13,7 +13,7 @@ final class WorkerPoolTests: XCTestCase {
         var statuses: [Int?] = []
         // Runs on the worker thread: record only; the assertions stay on the test's thread.
         let pool = try WorkerPool(name: "m", model: model, workers: 1, threadsPerWorker: 1, capacity: 4,
-                                  maxPixels: 1 << 20) { job in
+                                  limits: WorkerLimits(maxPixels: 1 << 20)) { job in
             lock.lock()
             statuses.append(job.response?.status)
             lock.unlock()

@@ -29,4 +29,9 @@ void hydra_resize_nearest_u8(const uint8_t *src, size_t h, size_t w, uint8_t *ds
 void hydra_resize_bilinear(const float *src, size_t planes, size_t h, size_t w,
                            float *dst, size_t H, size_t W, float *tmp, pthreadpool_t pool);
 
+/* Downscaling of interleaved 8-bit RGB by area averaging (each output pixel is the mean of the
+   source pixels its footprint covers, fractions weighted, as OpenCV's INTER_AREA): for frames too
+   large for the network. H <= h and W <= w; returns 0, or -1 when out of memory or not shrinking. */
+int hydra_resize_area_rgb8(const uint8_t *src, size_t h, size_t w, uint8_t *dst, size_t H, size_t W, pthreadpool_t pool);
+
 #endif
