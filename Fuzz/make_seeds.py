@@ -50,6 +50,18 @@ def http_seeds():
     write("http", "http10", b"GET /healthz HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
 
 
+def chunked_seeds():
+    """Bodies behind the chunked target's fixed head (Sources/HydraFuzz/FuzzTarget.swift)."""
+    def chunks(data, size):
+        return b"".join(b"%x\r\n" % len(data[i:i + size]) + data[i:i + size] + b"\r\n" for i in range(0, len(data), size))
+    write("chunked", "small-chunks", chunks(PNG, 7) + b"0\r\n\r\n")
+    write("chunked", "extensions", b"3;a=b;c=\"q\\\"s\"\r\nabc\r\n00A ; x\r\n0123456789\r\n0;end\r\n\r\n")
+    write("chunked", "trailers", chunks(b"hello world", 4) + b"0\r\nX-Checksum: 1\r\nAccept: image/png\r\n\r\n")
+    write("chunked", "pipelined", chunks(PNG[:64], 32) + b"0\r\n\r\nGET /healthz HTTP/1.1\r\nHost: t\r\n\r\n"
+          + b"POST /v1/predict HTTP/1.1\r\nHost: t\r\nContent-Type: image/png\r\nContent-Length: 4\r\n\r\nabcd")
+    write("chunked", "upper-hex", b"1F\r\n" + b"x" * 31 + b"\r\n0\r\n\r\n")
+
+
 def safetensors(tensors, metadata=None):
     header, blobs, offset = {}, [], 0
     if metadata is not None:
@@ -91,6 +103,7 @@ def checkpoint_seeds():
 
 if __name__ == "__main__":
     http_seeds()
+    chunked_seeds()
     safetensors_seeds()
     checkpoint_seeds()
     for d in sorted(CORPUS.iterdir()):

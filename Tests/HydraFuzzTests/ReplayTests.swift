@@ -26,6 +26,22 @@ final class ReplayTests: XCTestCase {
         XCTAssertFalse(files("Fuzz/regressions/http").isEmpty)
     }
 
+    /// The chunked seeds are well-framed requests, and a broken one fails however it arrives.
+    func testChunkedSeedsAreReadAsRequestsWhateverTheirArrival() throws {
+        let seeds = files("Fuzz/corpus/chunked")
+        XCTAssertGreaterThanOrEqual(seeds.count, 5)
+        for seed in seeds {
+            let stream = FuzzTarget.chunkedHead + [UInt8](try Data(contentsOf: seed))
+            let whole = FuzzTarget.readAll([stream])
+            XCTAssertTrue(whole.first?.hasPrefix("POST /v1/predict") == true, "\(seed.lastPathComponent): \(whole)")
+            XCTAssertFalse(whole.contains { $0.hasPrefix("failed") }, "\(seed.lastPathComponent): \(whole)")
+            XCTAssertEqual(FuzzTarget.readAll(stream.map { [$0] }), whole, seed.lastPathComponent)
+        }
+        let broken = FuzzTarget.chunkedHead + Array("5\r\nabcdeXX0\r\n\r\n".utf8)
+        XCTAssertEqual(FuzzTarget.readAll([broken]), ["failed 400"])
+        XCTAssertEqual(FuzzTarget.readAll(broken.map { [$0] }), ["failed 400"])
+    }
+
     /// Seeds that fail early teach the fuzzer nothing: the checkpoint seeds must be readable.
     func testCheckpointSeedsAreValidCheckpoints() throws {
         let seeds = files("Fuzz/corpus/checkpoint")

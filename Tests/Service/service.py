@@ -15,11 +15,12 @@ HYDRA = pathlib.Path(os.environ.get("HYDRA", ROOT / ".build/release/hydra"))
 
 
 class Server:
-    def __init__(self, *flags, env=None):
-        if not HYDRA.exists():
-            pytest.fail(f"{HYDRA} not found: build first (make build)")
+    def __init__(self, *flags, env=None, binary=None):
+        binary = pathlib.Path(binary or HYDRA)
+        if not binary.exists():
+            pytest.fail(f"{binary} not found: build first (make build)")
         e = dict(os.environ, **(env or {}))
-        self.proc = subprocess.Popen([str(HYDRA), "serve", "--host", "127.0.0.1", "--port", "0", *map(str, flags)],
+        self.proc = subprocess.Popen([str(binary), "serve", "--host", "127.0.0.1", "--port", "0", *map(str, flags)],
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=e)
         self.log = []
         self.port = None
@@ -50,10 +51,14 @@ class Server:
         time.sleep(0.1)
         return list(self.log)
 
-    def rss_kib(self):
+    def rss_kib(self, field="VmRSS"):
+        """Resident memory now (VmRSS) or at its peak so far (VmHWM), in KiB."""
         for line in open(f"/proc/{self.proc.pid}/status"):
-            if line.startswith("VmRSS:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1])
+
+    def open_fds(self):
+        return len(os.listdir(f"/proc/{self.proc.pid}/fd"))
 
     def stop(self, timeout=30):
         if self.proc.poll() is None:

@@ -125,7 +125,9 @@ CASES = [
     ("non-numeric-length", b"POST /v1/predict HTTP/1.1\r\nHost: t\r\nContent-Type: image/png\r\nContent-Length: ten\r\n\r\n", 400),
     ("duplicate-length", b"POST /v1/predict HTTP/1.1\r\nHost: t\r\nContent-Type: image/png\r\nContent-Length: 4\r\nContent-Length: 4\r\n\r\nabcd", 400),
     ("length-and-chunked", b"POST /v1/predict HTTP/1.1\r\nHost: t\r\nContent-Type: image/png\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nabcd\r\n0\r\n\r\n", 400),
-    ("length-shorter-than-body", post(P, GOOD)[:-10].replace(b"Content-Length: %d" % len(GOOD), b"Content-Length: %d" % (len(GOOD) - 10)), 422),
+    # Half the PNG by Content-Length (the rest arrives as garbage): its image data is cut short.
+    # (A PNG cut only in its IEND decodes: decoding stops at the last row.)
+    ("length-shorter-than-body", post(P, GOOD).replace(b"Content-Length: %d" % len(GOOD), b"Content-Length: %d" % (len(GOOD) // 2)), 422),
     ("bad-chunk-size", chunked(P, b"zz\r\nabc\r\n0\r\n\r\n"), 400),
     ("huge-chunk-size", chunked(P, b"ffffffffffffffffff\r\nabc"), 400),
     ("chunk-over-limit", chunked(P, b"7fffffff\r\n" + b"a" * 1000), 413),
