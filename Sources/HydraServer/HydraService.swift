@@ -13,6 +13,9 @@ public final class HydraService: RequestHandler {
         public init(name: String, model: Model) { self.name = name; self.model = model }
     }
 
+    /// The server's version, as `hydra --version` and `GET /v2` report it.
+    public static let version = "0.1.0"
+
     let config: ServerConfiguration
     let server: HTTPServer
     let logger: Logger
@@ -79,7 +82,9 @@ public final class HydraService: RequestHandler {
     // MARK: routing
 
     enum Route {
-        case health, ready, v2Live, v2Ready, v2Model(String), v2ModelReady(String), models, metrics, index
+        case health, ready, models, metrics, index
+        // The open inference protocol (v2); a version, when given, must be one the model has.
+        case v2Server, v2Live, v2Ready, v2Model(String, version: String?), v2ModelReady(String, version: String?)
         case asset(String)
         case predict(String)
 
@@ -88,6 +93,7 @@ public final class HydraService: RequestHandler {
             switch self {
             case .health: return "/healthz"
             case .ready: return "/readyz"
+            case .v2Server: return "/v2"
             case .v2Live: return "/v2/health/live"
             case .v2Ready: return "/v2/health/ready"
             case .v2Model: return "/v2/models/{name}"
@@ -119,10 +125,22 @@ public final class HydraService: RequestHandler {
         case ["v1", "models"]: return .models
         case ["v1", "predict"]: return .predict(modelOrder[0])
         case let p where p.count == 4 && p[0] == "v1" && p[1] == "models" && p[3] == "predict": return .predict(p[2])
+        case ["v2"]: return .v2Server
         case ["v2", "health", "live"]: return .v2Live
         case ["v2", "health", "ready"]: return .v2Ready
-        case let p where p.count == 3 && p[0] == "v2" && p[1] == "models": return .v2Model(p[2])
-        case let p where p.count == 4 && p[0] == "v2" && p[1] == "models" && p[3] == "ready": return .v2ModelReady(p[2])
+        case let p where p.count >= 3 && p[0] == "v2" && p[1] == "models":
+            // /v2/models/{name}[/versions/{version}][/ready]
+            var rest = p[3...]
+            var version: String?
+            if rest.first == "versions", rest.count >= 2 {
+                version = rest[rest.startIndex + 1]
+                rest = rest.dropFirst(2)
+            }
+            switch Array(rest) {
+            case []: return .v2Model(p[2], version: version)
+            case ["ready"]: return .v2ModelReady(p[2], version: version)
+            default: return nil
+            }
         default: return nil
         }
     }
@@ -138,12 +156,18 @@ public final class HydraService: RequestHandler {
         return route
     }
 
-    private func pool(_ name: String) throws -> WorkerPool {
+    private func pool(_ name: String, version: String? = nil) throws -> WorkerPool {
         guard let p = pools[name] else {
             throw Problem(404, "no model named '\(name.prefix(64))'; models: \(modelOrder.joined(separator: ", "))")
         }
+        if let version, version != Self.modelVersion {
+            throw Problem(404, "model '\(name)' has no version '\(version.prefix(32))'; its only version is \(Self.modelVersion)")
+        }
         return p
     }
+
+    /// Each model is served in one version: the file it was loaded from.
+    static let modelVersion = "1"
 
     private func overloaded(_ pool: WorkerPool) -> Problem {
         metrics.rejection("queue_full")
@@ -187,16 +211,22 @@ public final class HydraService: RequestHandler {
     func handle(_ r: HTTPRequest, connectionID: UInt64, requestID: String) -> HandlerResult {
         do {
             switch try routed(r) {
-            case .health, .v2Live:
+            case .health:
                 return .respond(.json(200, ["status": "ok"]))
-            case .ready, .v2Ready:
+            case .ready:
                 if server.draining { return .respond(.json(503, ["status": "draining"])) }
                 return .respond(.json(200, ["status": "ready", "models": modelOrder]))
-            case let .v2ModelReady(name):
-                _ = try pool(name)
+            case .v2Server:
+                return .respond(.json(200, ["name": "hydra", "version": Self.version, "extensions": [String]()]))
+            case .v2Live:
+                return .respond(.json(200, ["live": true]))
+            case .v2Ready:
+                return .respond(.json(server.draining ? 503 : 200, ["ready": !server.draining]))
+            case let .v2ModelReady(name, version):
+                _ = try pool(name, version: version)
                 return .respond(.json(server.draining ? 503 : 200, ["name": name, "ready": !server.draining]))
-            case let .v2Model(name):
-                return .respond(.json(200, v2Metadata(try pool(name))))
+            case let .v2Model(name, version):
+                return .respond(.json(200, v2Metadata(try pool(name, version: version))))
             case .models:
                 return .respond(.json(200, ["models": modelOrder.map { describe(pools[$0]!) }]))
             case .metrics:
@@ -222,6 +252,12 @@ public final class HydraService: RequestHandler {
                 return .pending(job)
             }
         } catch let p as Problem {
+            if r.pathSegments?.first == "v2" {
+                // The protocol's error shape, which Triton's and KServe's clients decode.
+                var response = HTTPResponse.json(p.status, ["error": p.detail])
+                response.headers += p.headers
+                return .respond(response)
+            }
             return .respond(p.response(instance: String(r.path.prefix(200)), requestID: requestID))
         } catch {
             return .respond(Problem(500, "\(error)").response(requestID: requestID))
@@ -293,7 +329,7 @@ public final class HydraService: RequestHandler {
     /// The open inference protocol's model metadata, describing the HTTP image interface.
     private func v2Metadata(_ pool: WorkerPool) -> [String: Any] {
         [
-            "name": pool.modelName, "versions": ["1"], "platform": "hydra",
+            "name": pool.modelName, "versions": [Self.modelVersion], "platform": "hydra",
             "inputs": [["name": "image", "datatype": "BYTES", "shape": [1]]],
             "outputs": [
                 ["name": "segmentation", "datatype": "UINT8", "shape": [-1, -1]],

@@ -1,11 +1,12 @@
 import ArgumentParser
+import HydraServer
 
 @main
 struct Hydra: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "hydra",
         abstract: "Joint semantic segmentation and depth (Nekrasov et al., ICRA 2019) on the CPU.",
-        version: "hydra 0.1.0",
+        version: "hydra \(HydraService.version)",
         subcommands: [ServeCommand.self, PredictCommand.self, ConvertCommand.self, BenchCommand.self, EvalCommand.self]
     )
 }

@@ -70,9 +70,28 @@ def test_probes_and_models(server):
     assert m["name"] == "default" and m["default"] and m["preset"] == "kitti" and m["trained"] is True
     assert [c["name"] for c in m["classes"]] == ["sky", "building", "road", "sidewalk", "vegetation", "car"]
     assert m["classes"][2]["colour"] == [128, 64, 128]
-    s, h, b = get(server.port, "/v2/models/default")
-    assert json.loads(b)["inputs"][0]["name"] == "image"
-    problem(*get(server.port, "/v2/models/nope"), 404)
+
+
+def test_open_inference_protocol_health_and_metadata(server):
+    """What KServe's and Triton's clients read: bodies, versions and the {"error": ...} shape."""
+    def v2(path, status=200):
+        s, h, b = get(server.port, path)
+        assert s == status and h["content-type"] == "application/json", (path, s, b)
+        return json.loads(b)
+    assert v2("/v2/health/live") == {"live": True}
+    assert v2("/v2/health/ready") == {"ready": True}
+    meta = v2("/v2")
+    assert meta["name"] == "hydra" and meta["version"] and isinstance(meta["extensions"], list)
+    for path in ["/v2/models/default", "/v2/models/default/versions/1"]:
+        m = v2(path)
+        assert m["name"] == "default" and m["versions"] == ["1"] and m["inputs"][0]["name"] == "image", path
+    for path in ["/v2/models/default/ready", "/v2/models/default/versions/1/ready"]:
+        assert v2(path) == {"name": "default", "ready": True}, path
+    for path in ["/v2/models/nope", "/v2/models/nope/ready", "/v2/models/default/versions/2", "/v2/models/default/versions/2/ready",
+                 "/v2/models/default/versions", "/v2/nothing"]:
+        err = v2(path, 404)
+        assert list(err) == ["error"] and err["error"], path
+    assert "version" in v2("/v2/models/default/versions/2", 404)["error"]
 
 
 def test_metrics_are_prometheus_text(server):
