@@ -86,10 +86,10 @@ public final class Renderer: @unchecked Sendable {
     /// Encodes the requested outputs in order; the summary (if asked) is last and carries the
     /// timings of everything before it, including `timings` measured by the caller (decode, ...).
     /// `networkInput` is the size the network ran at when it was not the frame's own, and `note`
-    /// says why (both go into the summary).
+    /// says why (both go into the summary). `dense` reuses outputs already brought to the frame's size.
     public func render(image: RGBImage, prediction p: Prediction, model: Model, modelName: String,
                        request r: OutputRequest, timings: [(String, Double)] = [],
-                       networkInput: Summary.Size? = nil, note: String? = nil) throws -> [RenderedPart] {
+                       networkInput: Summary.Size? = nil, note: String? = nil, dense given: DenseOutputs? = nil) throws -> [RenderedPart] {
         var times = timings
         // Zero when the first layer reads the 8-bit image itself: preprocessing is then inside "network".
         if p.preprocessSeconds > 0 { times.append(("preprocess", p.preprocessSeconds * 1e3)) }
@@ -100,7 +100,7 @@ public final class Renderer: @unchecked Sendable {
             return try body()
         }
         let info = model.info
-        let dense = timed("upsample") { upsampler.upsample(p, width: image.width, height: image.height, fast: r.fast) }
+        let dense = given ?? timed("upsample") { upsampler.upsample(p, width: image.width, height: image.height, fast: r.fast) }
         let (camera, cameraNote) = CameraResolver.resolve(model: info.intrinsics, width: image.width, height: image.height,
                                                           fx: r.fx, fy: r.fy, cx: r.cx, cy: r.cy)
         var parts: [RenderedPart] = []

@@ -191,7 +191,7 @@ final class Connection {
         if request.method.isEmpty { request.method = "?" }
         state = .busy
         stopReading()
-        respond(problem.response(requestID: requestID))
+        respond(server.handler?.problemResponse(problem, for: request, requestID: requestID) ?? problem.response(requestID: requestID))
     }
 
     // MARK: writing

@@ -148,6 +148,13 @@ public struct Problem: Error, Sendable {
         self.headers = headers
     }
 
+    /// The open inference protocol's error shape, which Triton's and KServe's clients decode.
+    public func inferenceError() -> HTTPResponse {
+        var r = HTTPResponse.json(status, ["error": detail])
+        r.headers += headers
+        return r
+    }
+
     public func response(instance: String? = nil, requestID: String? = nil) -> HTTPResponse {
         var obj: [String: Any] = ["type": "about:blank", "title": HTTPResponse.reason(status), "status": status, "detail": detail]
         if let instance { obj["instance"] = instance }

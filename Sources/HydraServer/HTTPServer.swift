@@ -17,6 +17,8 @@ protocol RequestHandler: AnyObject {
     func responded(_ request: HTTPRequest, _ response: HTTPResponse, requestID: String, seconds: Double, bytesIn: Int)
     /// True when no queued or running work remains (drain may finish).
     var idle: Bool { get }
+    /// How a refusal from `admit` or the reader is worded for this request (each protocol has its shape).
+    func problemResponse(_ problem: Problem, for request: HTTPRequest, requestID: String) -> HTTPResponse
 }
 
 enum HandlerResult {

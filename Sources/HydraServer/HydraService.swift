@@ -85,6 +85,7 @@ public final class HydraService: RequestHandler {
         case health, ready, models, metrics, index
         // The open inference protocol (v2); a version, when given, must be one the model has.
         case v2Server, v2Live, v2Ready, v2Model(String, version: String?), v2ModelReady(String, version: String?)
+        case v2Infer(String, version: String?)
         case asset(String)
         case predict(String)
 
@@ -98,6 +99,7 @@ public final class HydraService: RequestHandler {
             case .v2Ready: return "/v2/health/ready"
             case .v2Model: return "/v2/models/{name}"
             case .v2ModelReady: return "/v2/models/{name}/ready"
+            case .v2Infer: return "/v2/models/{name}/infer"
             case .models: return "/v1/models"
             case .metrics: return "/metrics"
             case .index: return "/"
@@ -107,7 +109,10 @@ public final class HydraService: RequestHandler {
         }
 
         var methods: [String] {
-            if case .predict = self { return ["POST"] }
+            switch self {
+            case .predict, .v2Infer: return ["POST"]
+            default: break
+            }
             return ["GET", "HEAD"]
         }
     }
@@ -139,6 +144,7 @@ public final class HydraService: RequestHandler {
             switch Array(rest) {
             case []: return .v2Model(p[2], version: version)
             case ["ready"]: return .v2ModelReady(p[2], version: version)
+            case ["infer"]: return .v2Infer(p[2], version: version)
             default: return nil
             }
         default: return nil
@@ -182,7 +188,11 @@ public final class HydraService: RequestHandler {
     func admit(_ head: HTTPRequest, contentLength: UInt64?, chunked: Bool) -> Problem? {
         // Only predict bodies are worth refusing before they are read; every other request,
         // unknown ones included, is answered by `handle` and keeps its connection.
-        guard head.method == "POST", case let .predict(name)? = route(head) else { return nil }
+        guard head.method == "POST", let route = route(head) else { return nil }
+        if case let .v2Infer(name, version) = route {
+            return admitInference(head, model: name, version: version, contentLength: contentLength, chunked: chunked)
+        }
+        guard case let .predict(name) = route else { return nil }
         do {
             let pool = try pool(name)
             if server.draining {
@@ -206,6 +216,45 @@ public final class HydraService: RequestHandler {
         } catch {
             return Problem(400, "\(error)")
         }
+    }
+
+    /// What `admit` does for /v2 infer: the body's JSON header (and binary tensors) has no required
+    /// Content-Type (tritonclient sends none), and compressed bodies are not taken yet.
+    private func admitInference(_ head: HTTPRequest, model: String, version: String?, contentLength: UInt64?, chunked: Bool) -> Problem? {
+        do {
+            let pool = try pool(model, version: version)
+            if server.draining {
+                return Problem(503, "the server is shutting down", headers: [("Retry-After", "\(config.retryAfter)")])
+            }
+            if !chunked && contentLength == nil { return Problem(411, "an infer request needs Content-Length or chunked encoding") }
+            if let n = contentLength, n > UInt64(config.maxBodyBytes) {
+                return Problem(413, "request body of \(n) bytes exceeds the limit of \(config.maxBodyBytes) bytes")
+            }
+            if contentLength == 0 { return Problem(400, "the request body is empty; send an inference request") }
+            if let encoding = head.header("Content-Encoding"), !["", "identity"].contains(encoding.lowercased()) {
+                return Problem(415, "Content-Encoding \(encoding.prefix(20)) is not supported; send the request uncompressed")
+            }
+            _ = try inferenceHeaderLength(head)
+            if pool.queued >= pool.capacity { return overloaded(pool) }
+            return nil
+        } catch let p as Problem {
+            return p
+        } catch {
+            return Problem(400, "\(error)")
+        }
+    }
+
+    private func inferenceHeaderLength(_ r: HTTPRequest) throws -> Int? {
+        guard let text = r.header("Inference-Header-Content-Length") else { return nil }
+        guard let n = Int(text.trimmingCharacters(in: .whitespaces)), n > 0 else {
+            throw Problem(400, "Inference-Header-Content-Length must be a positive integer, got '\(text.prefix(20))'")
+        }
+        return n
+    }
+
+    func problemResponse(_ problem: Problem, for request: HTTPRequest, requestID: String) -> HTTPResponse {
+        if request.pathSegments?.first == "v2" { return problem.inferenceError() }
+        return problem.response(requestID: requestID)
     }
 
     func handle(_ r: HTTPRequest, connectionID: UInt64, requestID: String) -> HandlerResult {
@@ -240,6 +289,17 @@ public final class HydraService: RequestHandler {
             case let .asset(name):
                 return .respond(name == "app.js" ? Self.page(WebPage.javascript, type: "text/javascript; charset=utf-8")
                                                  : Self.page(WebPage.css, type: "text/css; charset=utf-8"))
+            case let .v2Infer(name, version):
+                let pool = try pool(name, version: version)
+                if server.draining { throw Problem(503, "the server is shutting down", headers: [("Retry-After", "\(config.retryAfter)")]) }
+                let params = try PredictParameters(query: [], model: pool.model, defaultTimeoutMs: config.defaultTimeoutMs)
+                // The JSON is read by the worker: a large one must not hold the loop.
+                let job = Job(connectionID: connectionID, requestID: requestID, body: r.body, contentType: "", accept: nil,
+                              parameters: params, kind: .infer(headerLength: try inferenceHeaderLength(r)))
+                guard pool.submit(job) else { throw overloaded(pool) }
+                inFlight += 1
+                refreshGauges()
+                return .pending(job)
             case let .predict(name):
                 let pool = try pool(name)
                 if server.draining { throw Problem(503, "the server is shutting down", headers: [("Retry-After", "\(config.retryAfter)")]) }
@@ -252,12 +312,7 @@ public final class HydraService: RequestHandler {
                 return .pending(job)
             }
         } catch let p as Problem {
-            if r.pathSegments?.first == "v2" {
-                // The protocol's error shape, which Triton's and KServe's clients decode.
-                var response = HTTPResponse.json(p.status, ["error": p.detail])
-                response.headers += p.headers
-                return .respond(response)
-            }
+            if r.pathSegments?.first == "v2" { return .respond(p.inferenceError()) }
             return .respond(p.response(instance: String(r.path.prefix(200)), requestID: requestID))
         } catch {
             return .respond(Problem(500, "\(error)").response(requestID: requestID))
@@ -326,15 +381,21 @@ public final class HydraService: RequestHandler {
         ]
     }
 
-    /// The open inference protocol's model metadata, describing the HTTP image interface.
+    /// The open inference protocol's model metadata: one of the inputs, any of the outputs
+    /// (`InferRequest` documents them; BYTES outputs carry what /v1 returns for the same name).
     private func v2Metadata(_ pool: WorkerPool) -> [String: Any] {
-        [
+        let a = pool.model.architecture
+        var outputs: [[String: Any]] = [
+            ["name": "segmentation", "datatype": "UINT8", "shape": [-1, -1]],
+            ["name": "depth", "datatype": "FP32", "shape": [-1, -1]],
+            ["name": "logits", "datatype": "FP32", "shape": [a.numClasses, -1, -1]],
+        ]
+        if a.hasNormals { outputs.append(["name": "normals", "datatype": "FP32", "shape": [3, -1, -1]]) }
+        for name in InferRequest.fileOutputs.keys.sorted() { outputs.append(["name": name, "datatype": "BYTES", "shape": [1]]) }
+        return [
             "name": pool.modelName, "versions": [Self.modelVersion], "platform": "hydra",
-            "inputs": [["name": "image", "datatype": "BYTES", "shape": [1]]],
-            "outputs": [
-                ["name": "segmentation", "datatype": "UINT8", "shape": [-1, -1]],
-                ["name": "depth", "datatype": "FP32", "shape": [-1, -1]],
-            ] + (pool.model.architecture.hasNormals ? [["name": "normals", "datatype": "FP32", "shape": [3, -1, -1]]] : []),
+            "inputs": [["name": "image", "datatype": "BYTES", "shape": [1]], ["name": "pixels", "datatype": "UINT8", "shape": [-1, -1, 3]]],
+            "outputs": outputs,
         ]
     }
 }

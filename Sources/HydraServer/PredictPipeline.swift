@@ -36,42 +36,59 @@ final class PredictPipeline {
 
     func process(_ job: Job) -> HTTPResponse {
         do {
-            return try respond(job)
+            switch job.kind {
+            case .predict: return try respond(job)
+            case let .infer(headerLength): return try infer(job, headerLength: headerLength)
+            }
         } catch let p as Problem {
-            return p.response(requestID: job.requestID)
+            return job.kind.isInfer ? p.inferenceError() : p.response(requestID: job.requestID)
         } catch {
             job.outcome = "error"
-            return Problem(500, "internal error: \(error)").response(requestID: job.requestID)
+            let p = Problem(500, "internal error: \(error)")
+            return job.kind.isInfer ? p.inferenceError() : p.response(requestID: job.requestID)
+        }
+    }
+
+    /// A frame decoded and run through the network, with what the summary needs to say about it.
+    private struct Ran {
+        let image: RGBImage
+        let prediction: Prediction
+        let network: (width: Int, height: Int)
+        let timings: [(String, Double)]
+        let maxNetworkPixels: Int
+
+        var note: String? {
+            guard network != (image.width, image.height) else { return nil }
+            return "the \(image.width)x\(image.height) frame was shrunk to \(network.width)x\(network.height) for the network "
+                + "(--max-network-pixels \(maxNetworkPixels)); the outputs are at the frame's size"
         }
     }
 
     private func respond(_ job: Job) throws -> HTTPResponse {
         let t0 = MonotonicClock.now()
         let bytes = try RequestImage.bytes(body: job.body, contentType: job.contentType)
+        let request = job.parameters.request
+        let image = try decode(bytes, request: request)
+        let ran = try run(image, job: job, decodeSeconds: MonotonicClock.now() - t0)
+        let t3 = MonotonicClock.now()
+        let parts = try render(ran, request: request)
+        let response = try Self.frame(parts, accept: job.accept, requestID: job.requestID, modelName: modelName)
+        job.encodeSeconds = MonotonicClock.now() - t3
+        return response
+    }
+
+    /// Decodes an encoded frame after judging everything its header tells (pixels, size, the
+    /// working memory of `request`) before any pixel memory exists.
+    private func decode(_ bytes: [UInt8], request: OutputRequest) throws -> RGBImage {
         guard ImageDecoder.sniff(bytes) != nil else {
             throw Problem(415, "the image is neither PNG nor JPEG (by its signature)")
         }
         let imageLimits = ImageLimits(maxPixels: limits.maxPixels)
-        let request = job.parameters.request
-        let model = replica.model
-        let image: RGBImage, network: (width: Int, height: Int)
         do {
-            // Everything that can be judged from the header is, before any pixel memory exists.
             let header = try ImageDecoder.size(bytes)
             try imageLimits.check(width: header.width, height: header.height)
-            guard header.width >= 32, header.height >= 32 else {
-                throw Problem(422, "image is \(header.width)x\(header.height); both sides must be at least 32 pixels")
-            }
-            network = NetworkInput.size(width: header.width, height: header.height, maxPixels: limits.maxNetworkPixels)
-            let need = request.workingBytes(width: header.width, height: header.height, network: network,
-                                            numClasses: model.architecture.numClasses,
-                                            hasNormals: model.architecture.hasNormals, format: header.format)
-            guard need <= limits.workingBytes else {
-                throw Problem(413, "a \(header.width)x\(header.height) frame with outputs \(request.outputs.map(\.rawValue).joined(separator: ",")) "
-                    + "needs about \(need >> 20) MiB of working memory; a worker may hold \(limits.workingBytes >> 20) MiB "
-                    + "(--max-memory): send a smaller frame, fewer outputs or a larger stride")
-            }
-            image = try ImageDecoder.decode(bytes, limits: imageLimits)
+            try admit(width: header.width, height: header.height, format: header.format, request: request)
+            return try ImageDecoder.decode(bytes, limits: imageLimits)
         } catch let e as ImageError {
             switch e {
             case .tooLarge: throw Problem(413, e.description)
@@ -79,8 +96,29 @@ final class PredictPipeline {
             case .corrupt, .empty: throw Problem(422, e.description)
             }
         }
+    }
+
+    /// Refuses a frame too small for the network, or one whose outputs would not fit a worker's memory.
+    private func admit(width: Int, height: Int, format: ImageDecoder.Format, request: OutputRequest) throws {
+        guard width >= 32, height >= 32 else {
+            throw Problem(422, "image is \(width)x\(height); both sides must be at least 32 pixels")
+        }
+        let network = NetworkInput.size(width: width, height: height, maxPixels: limits.maxNetworkPixels)
+        let model = replica.model
+        let need = request.workingBytes(width: width, height: height, network: network, numClasses: model.architecture.numClasses,
+                                        hasNormals: model.architecture.hasNormals, format: format)
+        guard need <= limits.workingBytes else {
+            throw Problem(413, "a \(width)x\(height) frame with outputs \(request.outputs.map(\.rawValue).joined(separator: ",")) "
+                + "needs about \(need >> 20) MiB of working memory; a worker may hold \(limits.workingBytes >> 20) MiB "
+                + "(--max-memory): send a smaller frame, fewer outputs or a larger stride")
+        }
+    }
+
+    /// Runs the network, on the frame shrunk to `--max-network-pixels` when it is larger.
+    private func run(_ image: RGBImage, job: Job, decodeSeconds: Double) throws -> Ran {
         let t1 = MonotonicClock.now()
-        var timings = [("queue_wait", job.queueWaitSeconds * 1e3), ("decode", (t1 - t0) * 1e3)]
+        var timings = [("queue_wait", job.queueWaitSeconds * 1e3), ("decode", decodeSeconds * 1e3)]
+        let network = NetworkInput.size(width: image.width, height: image.height, maxPixels: limits.maxNetworkPixels)
         var networkImage = image
         if network != (image.width, image.height) {
             networkImage = renderer.upsampler.downscale(image, toWidth: network.width, height: network.height)
@@ -93,23 +131,87 @@ final class PredictPipeline {
                 throw e
             }
         }
-        networkImage = RGBImage(width: 1, height: 1, pixels: [0, 0, 0])
-        let t3 = MonotonicClock.now()
-        var parts: [RenderedPart]
+        job.inferenceSeconds = MonotonicClock.now() - t2
+        return Ran(image: image, prediction: prediction, network: network, timings: timings, maxNetworkPixels: limits.maxNetworkPixels)
+    }
+
+    private func render(_ ran: Ran, request: OutputRequest, dense: DenseOutputs? = nil) throws -> [RenderedPart] {
         do {
-            var note: String?
-            if network != (image.width, image.height) {
-                note = "the \(image.width)x\(image.height) frame was shrunk to \(network.width)x\(network.height) for the network "
-                    + "(--max-network-pixels \(limits.maxNetworkPixels)); the outputs are at the frame's size"
-            }
-            parts = try renderer.render(image: image, prediction: prediction, model: model, modelName: modelName,
-                                        request: request, timings: timings,
-                                        networkInput: .init(width: network.width, height: network.height), note: note)
+            return try renderer.render(image: ran.image, prediction: ran.prediction, model: replica.model, modelName: modelName,
+                                       request: request, timings: ran.timings,
+                                       networkInput: .init(width: ran.network.width, height: ran.network.height), note: ran.note,
+                                       dense: dense)
         } catch let e as RenderError { throw Problem(400, e.description) }
-        let response = try Self.frame(parts, accept: job.accept, requestID: job.requestID, modelName: modelName)
-        let t4 = MonotonicClock.now()
-        job.inferenceSeconds = t3 - t2
-        job.encodeSeconds = t4 - t3
+    }
+
+    // MARK: the open inference protocol
+
+    /// `POST /v2/models/{name}/infer`: the same decode, network and outputs as /v1, answered as tensors.
+    private func infer(_ job: Job, headerLength: Int?) throws -> HTTPResponse {
+        let t0 = MonotonicClock.now()
+        let model = replica.model
+        let req = try InferRequest(body: job.body, headerLength: headerLength, maxPixels: limits.maxPixels)
+        let names = req.outputNames
+        if names.contains("normals"), !model.architecture.hasNormals {
+            throw Problem(400, "normals need three-task weights; model \(modelName) has two heads")
+        }
+        // The /v1 parameters, given as request parameters; Triton's timeout counts from arrival.
+        let parameters = try PredictParameters(query: req.query, model: model, defaultTimeoutMs: job.parameters.timeoutMs)
+        if MonotonicClock.now() > job.enqueuedAt + Double(parameters.timeoutMs) / 1000 {
+            job.outcome = "deadline"
+            throw Problem(504, "the request's timeout passed while it waited in the queue")
+        }
+        // The dense tensors cost what /v1's segmentation and raw depth cost; files what /v1's do.
+        var request = parameters.request
+        var kinds = req.fileKinds
+        if names.contains("segmentation"), !kinds.contains(.segmentation) { kinds.append(.segmentation) }
+        if names.contains("depth"), !kinds.contains(.depth) { kinds.append(.depth) }
+        request.outputs = kinds.isEmpty ? [.segmentation] : kinds
+        let image: RGBImage
+        switch req.input {
+        case let .image(bytes): image = try decode(bytes, request: request)
+        case let .pixels(pixels):
+            try admit(width: pixels.width, height: pixels.height, format: .png, request: request)
+            image = pixels
+        }
+        let ran = try run(image, job: job, decodeSeconds: MonotonicClock.now() - t0)
+        let t3 = MonotonicClock.now()
+        let (w, h) = (image.width, image.height)
+        let needsDense = names.contains { ["segmentation", "depth", "normals"].contains($0) }
+        let dense = needsDense ? renderer.upsampler.upsample(ran.prediction, width: w, height: h, fast: request.fast) : nil
+        var files: [String: [UInt8]] = [:]
+        if !req.fileKinds.isEmpty {
+            request.outputs = req.fileKinds
+            for part in try render(ran, request: request, dense: dense) {
+                if let name = InferRequest.fileOutputs.first(where: { $0.value == part.kind && part.name == $0.value.rawValue })?.key {
+                    files[name] = InferResponse.bytesElement(part.bytes)
+                }
+            }
+        }
+        let p = ran.prediction
+        let tensors: [InferTensor] = names.map { name in
+            switch name {
+            case "segmentation":
+                let labels = dense!.labels
+                return InferTensor(name: name, datatype: "UINT8", shape: [h, w], bytes: labels, values: { labels.map { Int($0) } })
+            case "depth":
+                let depth = dense!.depth
+                return InferTensor(name: name, datatype: "FP32", shape: [h, w], bytes: InferResponse.floatBytes(depth),
+                                   values: { depth.map { Double($0) } })
+            case "normals":
+                let normals = dense!.normals ?? []
+                return InferTensor(name: name, datatype: "FP32", shape: [3, h, w], bytes: InferResponse.floatBytes(normals),
+                                   values: { normals.map { Double($0) } })
+            case "logits":
+                return InferTensor(name: name, datatype: "FP32", shape: [p.numClasses, p.height, p.width],
+                                   bytes: InferResponse.floatBytes(p.logits), values: { p.logits.map { Double($0) } })
+            default:
+                let bytes = files[name] ?? InferResponse.bytesElement([])
+                return InferTensor(name: name, datatype: "BYTES", shape: [1], bytes: bytes, values: { [] })
+            }
+        }
+        let response = try InferResponse.encode(tensors, binary: req.binary, modelName: modelName, id: req.id)
+        job.encodeSeconds = MonotonicClock.now() - t3
         return response
     }
 

@@ -5,6 +5,16 @@ import HydraOutputs
 /// One predict request on its way through a `WorkerPool`. Created on the loop thread; a worker
 /// fills in `response`; the loop reads it back after the completion notice.
 final class Job: @unchecked Sendable {
+    enum Kind {
+        /// /v1: an image body, answered with the rendered outputs.
+        case predict
+        /// /v2 infer: a JSON header (of `headerLength` bytes when binary tensors follow it).
+        case infer(headerLength: Int?)
+
+        var isInfer: Bool { if case .infer = self { return true } else { return false } }
+    }
+
+    let kind: Kind
     let connectionID: UInt64
     let requestID: String
     let body: [UInt8]
@@ -21,7 +31,8 @@ final class Job: @unchecked Sendable {
     var outcome = "ok"
 
     init(connectionID: UInt64, requestID: String, body: [UInt8], contentType: String, accept: String?,
-         parameters: PredictParameters) {
+         parameters: PredictParameters, kind: Kind = .predict) {
+        self.kind = kind
         self.connectionID = connectionID
         self.requestID = requestID
         self.body = body
@@ -128,8 +139,9 @@ final class WorkerPool: @unchecked Sendable {
         }
         if start > job.deadline {
             job.outcome = "deadline"
-            job.response = Problem(504, "the request waited \(Int(job.queueWaitSeconds * 1000)) ms in the queue, "
-                + "past its deadline of \(job.parameters.timeoutMs) ms").response(requestID: job.requestID)
+            let p = Problem(504, "the request waited \(Int(job.queueWaitSeconds * 1000)) ms in the queue, "
+                + "past its deadline of \(job.parameters.timeoutMs) ms")
+            job.response = job.kind.isInfer ? p.inferenceError() : p.response(requestID: job.requestID)
             return
         }
         job.response = pipeline.process(job)
