@@ -266,7 +266,7 @@ public final class HydraService: RequestHandler {
                 if server.draining { return .respond(.json(503, ["status": "draining"])) }
                 return .respond(.json(200, ["status": "ready", "models": modelOrder]))
             case .v2Server:
-                return .respond(.json(200, ["name": "hydra", "version": Self.version, "extensions": [String]()]))
+                return .respond(.json(200, ["name": "hydra", "version": Self.version, "extensions": ["binary_tensor_data"]]))
             case .v2Live:
                 return .respond(.json(200, ["live": true]))
             case .v2Ready:

@@ -19,7 +19,7 @@ def test_health_and_readiness(triton):
 
 def test_server_and_model_metadata(triton):
     server = triton.get_server_metadata()
-    assert server["name"] == "hydra" and server["version"]
+    assert server["name"] == "hydra" and server["version"] and "binary_tensor_data" in server["extensions"]
     for version in ["", "1"]:
         model = triton.get_model_metadata("default", version)
         assert model["name"] == "default" and model["versions"] == ["1"]
