@@ -38,6 +38,8 @@ let package = Package(
         .target(name: "HydraOutputs", dependencies: ["HydraEngine", "HydraImage", "HydraKernels", "CXNNPACK"]),
         .target(name: "HydraServer", dependencies: [
             "CLibUV", "CHTTPParser", "HydraImage", "HydraEngine", "HydraOutputs", "HydraWeights",
+            // For its system zlib module (CZlib): ContentCoding inflates and compresses bodies with it.
+            .product(name: "ZIPFoundation", package: "ZIPFoundation"),
             .product(name: "MultipartKit", package: "multipart-kit"),
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Metrics", package: "swift-metrics"),

@@ -62,6 +62,26 @@ def chunked_seeds():
     write("chunked", "upper-hex", b"1F\r\n" + b"x" * 31 + b"\r\n0\r\n\r\n")
 
 
+def infer_seeds():
+    """First byte: coding (value % 3: identity, gzip, deflate); bit 7: the JSON header ends at the first NUL."""
+    import gzip
+    import zlib
+    header = json.dumps({"id": "s", "inputs": [{"name": "image", "datatype": "BYTES", "shape": [1],
+                                               "parameters": {"binary_data_size": len(PNG) + 4}}],
+                         "outputs": [{"name": "depth", "parameters": {"binary_data": True}}, {"name": "pointcloud"}],
+                         "parameters": {"fx": 700, "fast": True, "timeout": 1000, "binary_data_output": True}}).encode()
+    binary = header + b"\0" + struct.pack("<I", len(PNG)) + PNG
+    write("infer", "image-binary", b"\x80" + binary)
+    write("infer", "image-binary-gzip", b"\x81" + gzip.compress(binary, mtime=0))
+    write("infer", "image-binary-deflate", b"\x82" + zlib.compress(binary))
+    pixels = {"inputs": [{"name": "pixels", "datatype": "UINT8", "shape": [32, 33, 3],
+                          "data": [[[x % 256, y, 7] for x in range(33)] for y in range(32)]}],
+              "outputs": [{"name": "segmentation"}, {"name": "summary"}]}
+    write("infer", "pixels-json", b"\x00" + json.dumps(pixels).encode())
+    write("infer", "pixels-flat", b"\x00" + json.dumps({"inputs": [{"name": "pixels", "datatype": "UINT8", "shape": [1, 32, 32, 3],
+                                                                     "data": [5] * 3072}]}).encode())
+
+
 def safetensors(tensors, metadata=None):
     header, blobs, offset = {}, [], 0
     if metadata is not None:
@@ -104,6 +124,7 @@ def checkpoint_seeds():
 if __name__ == "__main__":
     http_seeds()
     chunked_seeds()
+    infer_seeds()
     safetensors_seeds()
     checkpoint_seeds()
     for d in sorted(CORPUS.iterdir()):

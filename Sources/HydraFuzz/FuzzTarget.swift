@@ -16,6 +16,10 @@ package enum FuzzTarget: String, CaseIterable, Sendable {
     /// same requests and bodies, or fail with the same status. A difference is a framing bug that a
     /// slow or fragmenting client (or a proxy) could exploit, so it traps.
     case chunked
+    /// An open inference protocol request body: the first byte picks the content coding (identity,
+    /// gzip, deflate) and whether the JSON header ends at the first NUL byte (the binary tensor
+    /// extension) or spans the body; the rest is inflated (1 MiB at most) and read as an infer request.
+    case infer
     /// A PNG file through libpng (the setjmp shim) to RGB.
     case png
     /// A JPEG file through libjpeg-turbo to RGB.
@@ -30,6 +34,7 @@ package enum FuzzTarget: String, CaseIterable, Sendable {
         switch self {
         case .http: Self.http(data)
         case .chunked: Self.chunked(data)
+        case .infer: Self.infer(data)
         case .png: _ = try? PNGCodec.decode(data, limits: Self.imageLimits)
         case .jpeg: _ = try? JPEGCodec.decode(data, limits: Self.imageLimits)
         case .safetensors: Self.withFile(data) { path in
@@ -115,6 +120,24 @@ package enum FuzzTarget: String, CaseIterable, Sendable {
             }
         }
         return seen
+    }
+
+    static func infer(_ data: [UInt8]) {
+        guard let first = data.first else { return }
+        let coding = [ContentCoding.identity, .gzip, .deflate][Int(first) % 3]
+        do {
+            var body = try coding.decode(Array(data.dropFirst()), limit: 1 << 20)
+            var headerLength: Int?
+            if first & 0x80 != 0, let nul = body.firstIndex(of: 0) {
+                body.remove(at: nul)
+                headerLength = nul
+            }
+            _ = try InferRequest(body: body, headerLength: headerLength, maxPixels: 1 << 16)
+        } catch let problem as Problem {
+            _ = problem.inferenceError()
+        } catch {
+            _ = "\(error)"
+        }
     }
 
     /// What the service does with a request before the engine: path, query, parameters, body.

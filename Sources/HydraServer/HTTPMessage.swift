@@ -119,6 +119,7 @@ public struct HTTPResponse: Sendable {
         case 405: return "Method Not Allowed"
         case 406: return "Not Acceptable"
         case 408: return "Request Timeout"
+        case 409: return "Conflict"
         case 411: return "Length Required"
         case 413: return "Content Too Large"
         case 414: return "URI Too Long"

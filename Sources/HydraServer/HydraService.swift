@@ -10,7 +10,13 @@ public final class HydraService: RequestHandler {
     public struct NamedModel {
         public var name: String
         public var model: Model
-        public init(name: String, model: Model) { self.name = name; self.model = model }
+        /// Where to read it again (the model repository's load); nil: it cannot be.
+        public var source: ModelSource?
+        public init(name: String, model: Model, source: ModelSource? = nil) {
+            self.name = name
+            self.model = model
+            self.source = source
+        }
     }
 
     /// The server's version, as `hydra --version` and `GET /v2` report it.
@@ -20,8 +26,8 @@ public final class HydraService: RequestHandler {
     let server: HTTPServer
     let logger: Logger
     let metrics = ServerMetrics()
-    private var pools: [String: WorkerPool] = [:]
-    private let modelOrder: [String]
+    private var repository: ModelRepository!
+    private var modelOrder: [String] { repository.order }
     private var inFlight = 0
     private let started: Double
 
@@ -48,14 +54,10 @@ public final class HydraService: RequestHandler {
         self.config = config
         self.logger = logger
         server = HTTPServer(config: config, metrics: metrics, logger: logger)
-        modelOrder = models.map(\.name)
         server.handler = self
-        for m in models {
-            pools[m.name] = try WorkerPool(name: m.name, model: m.model, workers: config.workers,
-                                           threadsPerWorker: config.threadsPerWorker, capacity: config.queueSize,
-                                           limits: limits[m.name] ?? WorkerLimits(maxPixels: config.maxPixels,
-                                                                                  maxNetworkPixels: config.maxNetworkPixels ?? .max)
-            ) { [server, metrics] job in
+        let makePool = { [server, metrics, config] (name: String, model: Model, limits: WorkerLimits) throws -> WorkerPool in
+            try WorkerPool(name: name, model: model, workers: config.workers, threadsPerWorker: config.threadsPerWorker,
+                           capacity: config.queueSize, limits: limits) { job in
                 if job.outcome == "ok" {
                     metrics.queueWait.recordSeconds(job.queueWaitSeconds)
                     metrics.inference.recordSeconds(job.inferenceSeconds)
@@ -64,6 +66,12 @@ public final class HydraService: RequestHandler {
                 server.complete(job)
             }
         }
+        var loaded: [(name: String, source: ModelSource?, limits: WorkerLimits, pool: WorkerPool)] = []
+        for m in models {
+            let share = limits[m.name] ?? WorkerLimits(maxPixels: config.maxPixels, maxNetworkPixels: config.maxNetworkPixels ?? .max)
+            loaded.append((m.name, m.source, share, try makePool(m.name, m.model, share)))
+        }
+        repository = ModelRepository(loaded, makePool: makePool, complete: { [server] in server.complete($0) })
     }
 
     /// Binds, serves until SIGTERM/SIGINT has drained the work, and returns the exit status.
@@ -75,7 +83,7 @@ public final class HydraService: RequestHandler {
             "startup_ms": "\(Int((MonotonicClock.now() - started) * 1000))",
         ])
         let status = server.run()
-        for p in pools.values { p.stop() }
+        for p in repository.pools { p.stop() }
         return status
     }
 
@@ -86,6 +94,8 @@ public final class HydraService: RequestHandler {
         // The open inference protocol (v2); a version, when given, must be one the model has.
         case v2Server, v2Live, v2Ready, v2Model(String, version: String?), v2ModelReady(String, version: String?)
         case v2Infer(String, version: String?)
+        /// The model repository extension.
+        case repositoryIndex, repositoryLoad(String), repositoryUnload(String)
         case asset(String)
         case predict(String)
 
@@ -100,6 +110,9 @@ public final class HydraService: RequestHandler {
             case .v2Model: return "/v2/models/{name}"
             case .v2ModelReady: return "/v2/models/{name}/ready"
             case .v2Infer: return "/v2/models/{name}/infer"
+            case .repositoryIndex: return "/v2/repository/index"
+            case .repositoryLoad: return "/v2/repository/models/{name}/load"
+            case .repositoryUnload: return "/v2/repository/models/{name}/unload"
             case .models: return "/v1/models"
             case .metrics: return "/metrics"
             case .index: return "/"
@@ -110,7 +123,7 @@ public final class HydraService: RequestHandler {
 
         var methods: [String] {
             switch self {
-            case .predict, .v2Infer: return ["POST"]
+            case .predict, .v2Infer, .repositoryIndex, .repositoryLoad, .repositoryUnload: return ["POST"]
             default: break
             }
             return ["GET", "HEAD"]
@@ -133,6 +146,11 @@ public final class HydraService: RequestHandler {
         case ["v2"]: return .v2Server
         case ["v2", "health", "live"]: return .v2Live
         case ["v2", "health", "ready"]: return .v2Ready
+        case ["v2", "repository", "index"]: return .repositoryIndex
+        case let p where p.count == 5 && p[0] == "v2" && p[1] == "repository" && p[2] == "models" && p[4] == "load":
+            return .repositoryLoad(p[3])
+        case let p where p.count == 5 && p[0] == "v2" && p[1] == "repository" && p[2] == "models" && p[4] == "unload":
+            return .repositoryUnload(p[3])
         case let p where p.count >= 3 && p[0] == "v2" && p[1] == "models":
             // /v2/models/{name}[/versions/{version}][/ready]
             var rest = p[3...]
@@ -163,17 +181,8 @@ public final class HydraService: RequestHandler {
     }
 
     private func pool(_ name: String, version: String? = nil) throws -> WorkerPool {
-        guard let p = pools[name] else {
-            throw Problem(404, "no model named '\(name.prefix(64))'; models: \(modelOrder.joined(separator: ", "))")
-        }
-        if let version, version != Self.modelVersion {
-            throw Problem(404, "model '\(name)' has no version '\(version.prefix(32))'; its only version is \(Self.modelVersion)")
-        }
-        return p
+        try repository.pool(name, version: version)
     }
-
-    /// Each model is served in one version: the file it was loaded from.
-    static let modelVersion = "1"
 
     private func overloaded(_ pool: WorkerPool) -> Problem {
         metrics.rejection("queue_full")
@@ -192,6 +201,14 @@ public final class HydraService: RequestHandler {
         if case let .v2Infer(name, version) = route {
             return admitInference(head, model: name, version: version, contentLength: contentLength, chunked: chunked)
         }
+        switch route {
+        case .repositoryIndex, .repositoryLoad, .repositoryUnload:
+            if let n = contentLength, n > Self.maxControlBody {
+                return Problem(413, "a repository request body of \(n) bytes exceeds the limit of \(Self.maxControlBody) bytes")
+            }
+            return nil
+        default: break
+        }
         guard case let .predict(name) = route else { return nil }
         do {
             let pool = try pool(name)
@@ -203,6 +220,7 @@ public final class HydraService: RequestHandler {
                 return Problem(413, "request body of \(n) bytes exceeds the limit of \(config.maxBodyBytes) bytes")
             }
             if contentLength == 0 { return Problem(400, "the request body is empty; send a PNG or JPEG image") }
+            _ = try ContentCoding.of(contentEncoding: head.header("Content-Encoding"))
             let type = mediaType(head.header("Content-Type") ?? "")
             guard Self.imageTypes.contains(type) else {
                 return Problem(415, type.isEmpty ? "missing Content-Type; send image/png, image/jpeg or multipart/form-data"
@@ -219,7 +237,7 @@ public final class HydraService: RequestHandler {
     }
 
     /// What `admit` does for /v2 infer: the body's JSON header (and binary tensors) has no required
-    /// Content-Type (tritonclient sends none), and compressed bodies are not taken yet.
+    /// Content-Type (tritonclient sends none); a gzip or deflate body is inflated by the worker.
     private func admitInference(_ head: HTTPRequest, model: String, version: String?, contentLength: UInt64?, chunked: Bool) -> Problem? {
         do {
             let pool = try pool(model, version: version)
@@ -231,9 +249,7 @@ public final class HydraService: RequestHandler {
                 return Problem(413, "request body of \(n) bytes exceeds the limit of \(config.maxBodyBytes) bytes")
             }
             if contentLength == 0 { return Problem(400, "the request body is empty; send an inference request") }
-            if let encoding = head.header("Content-Encoding"), !["", "identity"].contains(encoding.lowercased()) {
-                return Problem(415, "Content-Encoding \(encoding.prefix(20)) is not supported; send the request uncompressed")
-            }
+            _ = try ContentCoding.of(contentEncoding: head.header("Content-Encoding"))
             _ = try inferenceHeaderLength(head)
             if pool.queued >= pool.capacity { return overloaded(pool) }
             return nil
@@ -242,6 +258,29 @@ public final class HydraService: RequestHandler {
         } catch {
             return Problem(400, "\(error)")
         }
+    }
+
+    /// Repository request bodies: small JSON objects, or empty.
+    static let maxControlBody: UInt64 = 64 << 10
+
+    private func controlBody(_ r: HTTPRequest, allowed: Set<String>) throws -> [String: Any] {
+        guard !r.body.isEmpty else { return [:] }
+        guard r.body.count <= Int(Self.maxControlBody) else {
+            throw Problem(413, "a repository request body may hold at most \(Self.maxControlBody) bytes")
+        }
+        guard let object = try? JSONSerialization.jsonObject(with: Data(r.body)) as? [String: Any] else {
+            throw Problem(400, "the request body is not a JSON object")
+        }
+        if let key = object.keys.sorted().first(where: { !allowed.contains($0) }) {
+            throw Problem(400, "unknown field '\(key.prefix(40))'; this request takes \(allowed.sorted().joined(separator: ", "))")
+        }
+        if let p = object["parameters"], !(p is [String: Any]) { throw Problem(400, "parameters must be an object") }
+        return object
+    }
+
+    private func controlJob(connectionID: UInt64, requestID: String) -> Job {
+        Job(connectionID: connectionID, requestID: requestID, body: [], contentType: "", accept: nil,
+            parameters: PredictParameters(timeoutMs: config.defaultTimeoutMs), kind: .control)
     }
 
     private func inferenceHeaderLength(_ r: HTTPRequest) throws -> Int? {
@@ -266,18 +305,53 @@ public final class HydraService: RequestHandler {
                 if server.draining { return .respond(.json(503, ["status": "draining"])) }
                 return .respond(.json(200, ["status": "ready", "models": modelOrder]))
             case .v2Server:
-                return .respond(.json(200, ["name": "hydra", "version": Self.version, "extensions": ["binary_tensor_data"]]))
+                return .respond(.json(200, ["name": "hydra", "version": Self.version, "extensions": ["binary_tensor_data", "model_repository"]]))
             case .v2Live:
                 return .respond(.json(200, ["live": true]))
             case .v2Ready:
                 return .respond(.json(server.draining ? 503 : 200, ["ready": !server.draining]))
             case let .v2ModelReady(name, version):
+                // A known model that is not loaded is not ready (503); an unknown one is 404.
+                if let entry = repository[name], entry.pool == nil, version == nil || version == ModelRepository.version {
+                    return .respond(.json(503, ["name": name, "ready": false]))
+                }
                 _ = try pool(name, version: version)
                 return .respond(.json(server.draining ? 503 : 200, ["name": name, "ready": !server.draining]))
+            case .repositoryIndex:
+                let body = try controlBody(r, allowed: ["ready"])
+                guard body["ready"] == nil || InferRequest.boolean(body["ready"]!) != nil else {
+                    throw Problem(400, "ready must be true or false")
+                }
+                let readyOnly = body["ready"].flatMap { InferRequest.boolean($0) } ?? false
+                return .respond(.json(200, repository.index(readyOnly: readyOnly)))
+            case let .repositoryLoad(name):
+                let parameters = try controlBody(r, allowed: ["parameters"])["parameters"] as? [String: Any] ?? [:]
+                if let key = parameters.keys.sorted().first {
+                    throw Problem(400, key == "config" || key.hasPrefix("file:")
+                        ? "Hydra reads model '\(name.prefix(64))' again from where it came from; a config or files cannot be given"
+                        : "unknown load parameter '\(key.prefix(40))'")
+                }
+                if server.draining { throw Problem(503, "the server is shutting down", headers: [("Retry-After", "\(config.retryAfter)")]) }
+                let job = controlJob(connectionID: connectionID, requestID: requestID)
+                try repository.load(name, job: job)
+                logger.info("loading model", metadata: ["model": "\(name)", "request_id": "\(requestID)"])
+                inFlight += 1
+                return .pending(job)
+            case let .repositoryUnload(name):
+                let parameters = try controlBody(r, allowed: ["parameters"])["parameters"] as? [String: Any] ?? [:]
+                if let key = parameters.keys.sorted().first(where: { $0 != "unload_dependents" }) {
+                    throw Problem(400, "unknown unload parameter '\(key.prefix(40))'")
+                }
+                let job = controlJob(connectionID: connectionID, requestID: requestID)
+                guard try repository.unload(name, job: job) else { return .respond(.json(200, [String: Any]())) }
+                logger.info("unloading model", metadata: ["model": "\(name)", "request_id": "\(requestID)"])
+                inFlight += 1
+                refreshGauges()
+                return .pending(job)
             case let .v2Model(name, version):
                 return .respond(.json(200, v2Metadata(try pool(name, version: version))))
             case .models:
-                return .respond(.json(200, ["models": modelOrder.map { describe(pools[$0]!) }]))
+                return .respond(.json(200, ["models": repository.pools.map(describe)]))
             case .metrics:
                 refreshGauges()
                 metrics.connectionMemory.set(server.connectionMemory.inUse)
@@ -296,6 +370,9 @@ public final class HydraService: RequestHandler {
                 // The JSON is read by the worker: a large one must not hold the loop.
                 let job = Job(connectionID: connectionID, requestID: requestID, body: r.body, contentType: "", accept: nil,
                               parameters: params, kind: .infer(headerLength: try inferenceHeaderLength(r)))
+                job.contentCoding = try ContentCoding.of(contentEncoding: r.header("Content-Encoding"))
+                job.maxBodyBytes = config.maxBodyBytes
+                job.responseCoding = ContentCoding.preferred(acceptEncoding: r.header("Accept-Encoding"))
                 guard pool.submit(job) else { throw overloaded(pool) }
                 inFlight += 1
                 refreshGauges()
@@ -306,6 +383,8 @@ public final class HydraService: RequestHandler {
                 let params = try PredictParameters(query: r.queryParameters(), model: pool.model, defaultTimeoutMs: config.defaultTimeoutMs)
                 let job = Job(connectionID: connectionID, requestID: requestID, body: r.body,
                               contentType: r.header("Content-Type") ?? "", accept: r.header("Accept"), parameters: params)
+                job.contentCoding = try ContentCoding.of(contentEncoding: r.header("Content-Encoding"))
+                job.maxBodyBytes = config.maxBodyBytes
                 guard pool.submit(job) else { throw overloaded(pool) }
                 inFlight += 1
                 refreshGauges()
@@ -325,6 +404,15 @@ public final class HydraService: RequestHandler {
 
     func completed(_ job: Job) {
         inFlight -= 1
+        if let commit = job.commit {
+            // A repository operation's change, made here on the loop before its answer goes out.
+            job.commit = nil
+            commit()
+            logger.info(job.response?.status == 200 ? "model repository changed" : "model repository operation failed", metadata: [
+                "request_id": "\(job.requestID)", "status": "\(job.response?.status ?? 0)",
+                "models": "\(repository.index(readyOnly: true).compactMap { $0["name"] as? String }.joined(separator: ","))",
+            ])
+        }
         refreshGauges()
         if job.outcome == "dropped" || job.outcome == "discarded" {
             metrics.rejection("client_gone")
@@ -345,12 +433,12 @@ public final class HydraService: RequestHandler {
         ])
     }
 
-    var idle: Bool { inFlight == 0 && pools.values.allSatisfy { $0.queued == 0 && $0.busy == 0 } }
+    var idle: Bool { inFlight == 0 && repository.pools.allSatisfy { $0.queued == 0 && $0.busy == 0 } }
 
     private func refreshGauges() {
         metrics.inFlight.set(inFlight)
-        metrics.queueDepth.set(pools.values.reduce(0) { $0 + $1.queued })
-        metrics.busyWorkers.set(pools.values.reduce(0) { $0 + $1.busy })
+        metrics.queueDepth.set(repository.pools.reduce(0) { $0 + $1.queued })
+        metrics.busyWorkers.set(repository.pools.reduce(0) { $0 + $1.busy })
     }
 
     /// The page and its assets, with headers that keep it self-contained and unframed.
@@ -393,7 +481,7 @@ public final class HydraService: RequestHandler {
         if a.hasNormals { outputs.append(["name": "normals", "datatype": "FP32", "shape": [3, -1, -1]]) }
         for name in InferRequest.fileOutputs.keys.sorted() { outputs.append(["name": name, "datatype": "BYTES", "shape": [1]]) }
         return [
-            "name": pool.modelName, "versions": [Self.modelVersion], "platform": "hydra",
+            "name": pool.modelName, "versions": [ModelRepository.version], "platform": "hydra",
             "inputs": [["name": "image", "datatype": "BYTES", "shape": [1]], ["name": "pixels", "datatype": "UINT8", "shape": [-1, -1, 3]]],
             "outputs": outputs,
         ]

@@ -12,6 +12,9 @@ package struct PredictParameters {
                                      "fast", "timeout_ms"]
     static let aliases = ["color_by": "colour_by"]
 
+    /// Defaults, with a deadline.
+    init(timeoutMs: Int) { self.timeoutMs = timeoutMs }
+
     /// Throws a 400 `Problem` naming the first bad parameter.
     package init(query: [(String, String)], model: Model, defaultTimeoutMs: Int) throws {
         timeoutMs = defaultTimeoutMs

@@ -36,9 +36,11 @@ final class PredictPipeline {
 
     func process(_ job: Job) -> HTTPResponse {
         do {
+            let body = try job.contentCoding.decode(job.body, limit: job.maxBodyBytes)
             switch job.kind {
-            case .predict: return try respond(job)
-            case let .infer(headerLength): return try infer(job, headerLength: headerLength)
+            case .predict: return try respond(job, body: body)
+            case let .infer(headerLength): return try infer(job, body: body, headerLength: headerLength).encoded(job.responseCoding)
+            case .control: throw Problem(500, "a repository operation reached a worker")
             }
         } catch let p as Problem {
             return job.kind.isInfer ? p.inferenceError() : p.response(requestID: job.requestID)
@@ -64,9 +66,9 @@ final class PredictPipeline {
         }
     }
 
-    private func respond(_ job: Job) throws -> HTTPResponse {
+    private func respond(_ job: Job, body: [UInt8]) throws -> HTTPResponse {
         let t0 = MonotonicClock.now()
-        let bytes = try RequestImage.bytes(body: job.body, contentType: job.contentType)
+        let bytes = try RequestImage.bytes(body: body, contentType: job.contentType)
         let request = job.parameters.request
         let image = try decode(bytes, request: request)
         let ran = try run(image, job: job, decodeSeconds: MonotonicClock.now() - t0)
@@ -147,10 +149,10 @@ final class PredictPipeline {
     // MARK: the open inference protocol
 
     /// `POST /v2/models/{name}/infer`: the same decode, network and outputs as /v1, answered as tensors.
-    private func infer(_ job: Job, headerLength: Int?) throws -> HTTPResponse {
+    private func infer(_ job: Job, body: [UInt8], headerLength: Int?) throws -> HTTPResponse {
         let t0 = MonotonicClock.now()
         let model = replica.model
-        let req = try InferRequest(body: job.body, headerLength: headerLength, maxPixels: limits.maxPixels)
+        let req = try InferRequest(body: body, headerLength: headerLength, maxPixels: limits.maxPixels)
         let names = req.outputNames
         if names.contains("normals"), !model.architecture.hasNormals {
             throw Problem(400, "normals need three-task weights; model \(modelName) has two heads")
@@ -184,30 +186,18 @@ final class PredictPipeline {
             request.outputs = req.fileKinds
             for part in try render(ran, request: request, dense: dense) {
                 if let name = InferRequest.fileOutputs.first(where: { $0.value == part.kind && part.name == $0.value.rawValue })?.key {
-                    files[name] = InferResponse.bytesElement(part.bytes)
+                    files[name] = part.bytes
                 }
             }
         }
         let p = ran.prediction
         let tensors: [InferTensor] = names.map { name in
             switch name {
-            case "segmentation":
-                let labels = dense!.labels
-                return InferTensor(name: name, datatype: "UINT8", shape: [h, w], bytes: labels, values: { labels.map { Int($0) } })
-            case "depth":
-                let depth = dense!.depth
-                return InferTensor(name: name, datatype: "FP32", shape: [h, w], bytes: InferResponse.floatBytes(depth),
-                                   values: { depth.map { Double($0) } })
-            case "normals":
-                let normals = dense!.normals ?? []
-                return InferTensor(name: name, datatype: "FP32", shape: [3, h, w], bytes: InferResponse.floatBytes(normals),
-                                   values: { normals.map { Double($0) } })
-            case "logits":
-                return InferTensor(name: name, datatype: "FP32", shape: [p.numClasses, p.height, p.width],
-                                   bytes: InferResponse.floatBytes(p.logits), values: { p.logits.map { Double($0) } })
-            default:
-                let bytes = files[name] ?? InferResponse.bytesElement([])
-                return InferTensor(name: name, datatype: "BYTES", shape: [1], bytes: bytes, values: { [] })
+            case "segmentation": return InferTensor(name: name, shape: [h, w], elements: .uint8(dense!.labels))
+            case "depth": return InferTensor(name: name, shape: [h, w], elements: .float(dense!.depth))
+            case "normals": return InferTensor(name: name, shape: [3, h, w], elements: .float(dense!.normals ?? []))
+            case "logits": return InferTensor(name: name, shape: [p.numClasses, p.height, p.width], elements: .float(p.logits))
+            default: return InferTensor(name: name, shape: [1], elements: .file(files[name] ?? []))
             }
         }
         let response = try InferResponse.encode(tensors, binary: req.binary, modelName: modelName, id: req.id)

@@ -10,8 +10,11 @@ final class Job: @unchecked Sendable {
         case predict
         /// /v2 infer: a JSON header (of `headerLength` bytes when binary tensors follow it).
         case infer(headerLength: Int?)
+        /// A model repository operation: run by a thread of its own, never by a worker.
+        case control
 
-        var isInfer: Bool { if case .infer = self { return true } else { return false } }
+        /// Whether errors take the open inference protocol's shape.
+        var isInfer: Bool { if case .predict = self { return false } else { return true } }
     }
 
     let kind: Kind
@@ -21,6 +24,13 @@ final class Job: @unchecked Sendable {
     let contentType: String
     let accept: String?
     let parameters: PredictParameters
+    /// The body's Content-Encoding, inflated by the worker up to `maxBodyBytes`.
+    var contentCoding = ContentCoding.identity
+    var maxBodyBytes = Int.max
+    /// How the answer may be compressed (/v2 only).
+    var responseCoding = ContentCoding.identity
+    /// Set off the loop by a `.control` job's thread; run on the loop before the answer is sent.
+    var commit: (() -> Void)?
     let enqueuedAt = MonotonicClock.now()
     let deadline: Double
     private let lock = NSLock()
@@ -59,6 +69,8 @@ final class WorkerPool: @unchecked Sendable {
     private var head = 0
     private var stopping = false
     private var _busy = 0
+    /// Worker threads that have not exited yet.
+    private var running = 0
     private var threads: [Thread] = []
     private let done: (Job) -> Void
 
@@ -78,6 +90,7 @@ final class WorkerPool: @unchecked Sendable {
             t.stackSize = 8 << 20
             threads.append(t)
         }
+        running = threads.count
         for t in threads { t.start() }
     }
 
@@ -103,11 +116,21 @@ final class WorkerPool: @unchecked Sendable {
         condition.unlock()
     }
 
+    /// `stop()`, then blocks until every worker has finished the queue and exited (not on the loop).
+    func stopAndWait() {
+        stop()
+        condition.lock()
+        while running > 0 { condition.wait() }
+        condition.unlock()
+    }
+
     private func work(_ pipeline: PredictPipeline) {
         while true {
             condition.lock()
             while head == queue.count && !stopping { condition.wait() }
             if head == queue.count && stopping {
+                running -= 1
+                condition.broadcast()
                 condition.unlock()
                 return
             }

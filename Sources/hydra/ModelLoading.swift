@@ -1,21 +1,15 @@
 import Foundation
 import HydraEngine
 import HydraImage
+import HydraServer
 import HydraWeights
 
 enum ModelLoading {
     /// The model at `path`; the built-in default when nil; the generated untrained weights for
     /// "untrained" (to compare a trained model against).
     static func load(_ path: String?) throws -> Model {
-        guard let path else { return try DefaultModel.load() }
-        if path == "untrained" { return try DefaultModel.untrained() }
-        do {
-            return try Model(safetensors: SafeTensorsFile(path: path))
-        } catch let e as WeightsError {
-            throw CLIError("cannot load model \(path): \(e)")
-        } catch let e as EngineError {
-            throw CLIError("cannot load model \(path): \(e)")
-        }
+        let source = path.map(ModelSource.init(path:)) ?? .builtIn
+        do { return try source.load() } catch let e as ModelSource.LoadError { throw CLIError(e.description) }
     }
 
     static func readImage(_ path: String, limits: ImageLimits = ImageLimits()) throws -> RGBImage {

@@ -129,12 +129,12 @@ struct ServeCommand: ParsableCommand {
                 throw CLIError("model name '\(name)' must be 1-64 letters, digits, '-', '_' or '.'")
             }
             guard !loaded.contains(where: { $0.name == name }) else { throw CLIError("model name '\(name)' is given twice") }
-            loaded.append(.init(name: name, model: try ModelLoading.load(path)))
+            loaded.append(.init(name: name, model: try ModelLoading.load(path), source: ModelSource(path: path)))
             logger.info("model loaded", metadata: ["model": "\(name)", "path": "\(path)"])
         }
         if loaded.isEmpty {
             let model = try DefaultModel.load()
-            loaded.append(.init(name: "default", model: model))
+            loaded.append(.init(name: "default", model: model, source: .builtIn))
             if model.info.trained {
                 logger.info("serving the built-in default model", metadata: ["model": "default", "note": "\(model.info.description)"])
             } else {

@@ -89,6 +89,7 @@ def test_the_memory_budget_follows_the_containers_limit():
 def test_kserve_and_monitoring_resources():
     isvc = yaml.safe_load((DEPLOY / "kserve" / "inferenceservice.yaml").read_text())
     assert isvc["apiVersion"] == "serving.kserve.io/v1beta1" and isvc["kind"] == "InferenceService"
+    assert isvc["spec"]["predictor"]["protocolVersion"] == "v2"
     [c] = isvc["spec"]["predictor"]["containers"]
     assert c["name"] == "kserve-container" and c["ports"][0]["containerPort"] == 8080
     spec = yaml.safe_load((ROOT / "openapi.yaml").read_text())

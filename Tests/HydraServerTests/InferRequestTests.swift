@@ -59,4 +59,29 @@ final class InferRequestTests: XCTestCase {
             }
         }
     }
+
+    func testJSONDataReadsBackAsTheSameValues() throws {
+        let labels: [UInt8] = [0, 7, 10, 99, 100, 255]
+        XCTAssertEqual(String(decoding: InferTensor(name: "s", shape: [6], elements: .uint8(labels)).jsonData, as: UTF8.self),
+                       "[0,7,10,99,100,255]")
+        let floats: [Float] = [0, -1.5, 3.4028235e38, 1e-7, 0.1, 12.345678, .nan, .infinity]
+        let text = InferTensor(name: "d", shape: [8], elements: .float(floats)).jsonData
+        let back = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(text)) as? [Any])
+        for (f, v) in zip(floats.prefix(6), back) { XCTAssertEqual(Float((v as! NSNumber).doubleValue), f) }
+        XCTAssertTrue(back[6] is NSNull && back[7] is NSNull)
+    }
+
+    func testResponseHeaderCountsTheJSONAndBinaryFollowsInOrder() throws {
+        let tensors = [InferTensor(name: "segmentation", shape: [2], elements: .uint8([3, 4])),
+                       InferTensor(name: "depth", shape: [1], elements: .float([2.5])),
+                       InferTensor(name: "pointcloud", shape: [1], elements: .file([9, 9, 9]))]
+        let r = try InferResponse.encode(tensors, binary: { $0 == "depth" }, modelName: "m", id: "x\"y")
+        let n = try XCTUnwrap(Int(r.headers.first { $0.0 == "Inference-Header-Content-Length" }!.1))
+        let top = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(r.body[..<n])) as? [String: Any])
+        XCTAssertEqual(top["id"] as? String, "x\"y")
+        let outputs = try XCTUnwrap(top["outputs"] as? [[String: Any]])
+        XCTAssertEqual(outputs.map { $0["name"] as? String }, ["segmentation", "depth", "pointcloud"])
+        XCTAssertEqual(outputs[0]["data"] as? [Int], [3, 4])
+        XCTAssertEqual(Array(r.body[n...]), [0, 0, 0x20, 0x40, 3, 0, 0, 0, 9, 9, 9])  // 2.5f, then a length-prefixed file
+    }
 }

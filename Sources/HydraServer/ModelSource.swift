@@ -1,0 +1,47 @@
+import Foundation
+import HydraEngine
+import HydraWeights
+
+/// Where a served model comes from, so that the model repository can read it again
+/// (`POST /v2/repository/models/{name}/load`).
+public enum ModelSource: Sendable, CustomStringConvertible {
+    /// A safetensors file.
+    case file(String)
+    /// The weights built into the binary.
+    case builtIn
+    /// Weights generated from a fixed seed (to compare a trained model against).
+    case untrained
+
+    /// What a path argument names: "untrained", or a file.
+    public init(path: String) {
+        self = path == "untrained" ? .untrained : .file(path)
+    }
+
+    public struct LoadError: Error, CustomStringConvertible {
+        public let description: String
+    }
+
+    /// Reads and prepares the model (folded, ready for replicas); throws a `LoadError` naming the file.
+    public func load() throws -> Model {
+        switch self {
+        case .builtIn: return try DefaultModel.load()
+        case .untrained: return try DefaultModel.untrained()
+        case let .file(path):
+            do {
+                return try Model(safetensors: SafeTensorsFile(path: path))
+            } catch let e as WeightsError {
+                throw LoadError(description: "cannot load model \(path): \(e)")
+            } catch let e as EngineError {
+                throw LoadError(description: "cannot load model \(path): \(e)")
+            }
+        }
+    }
+
+    public var description: String {
+        switch self {
+        case .builtIn: return "built-in"
+        case .untrained: return "untrained"
+        case let .file(path): return path
+        }
+    }
+}
