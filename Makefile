@@ -6,7 +6,7 @@ PYTHON := $(VENV)/bin/python
 HYDRA := .build/release/hydra
 THREADS ?= $(shell nproc)
 
-.PHONY: setup build demo serve test test-swift test-reference test-service bench memory png overhead loadtest soak fuzz container container-smoke test-asan test-tsan train train-smoke clean
+.PHONY: setup build demo serve test test-swift test-reference test-service bench memory png overhead protocol loadtest soak fuzz container container-smoke test-asan test-tsan train train-smoke clean
 
 setup: $(VENV)/.installed
 
@@ -65,6 +65,10 @@ png: build
 # The service's own cost: POST latency against the same work in-process -> benchmarks/OVERHEAD.md.
 overhead: build
 	$(PYTHON) benchmarks/overhead.py --hydra $(HYDRA)
+
+# /v2 infer (binary tensors, JSON data, tritonclient) against /v1 predict for one frame -> benchmarks/PROTOCOL.md.
+protocol: build
+	$(PYTHON) benchmarks/protocol.py --hydra $(HYDRA)
 
 # The running service under 1x, 2x and 4x its saturation rate (hey) -> benchmarks/LOADTEST.md.
 loadtest: build

@@ -425,7 +425,10 @@ public final class HydraService: RequestHandler {
         let route = route(r)
         let label = route?.label ?? "other"
         metrics.request(route: label, status: response.status)
-        if case .predict = route, response.status == 200 { metrics.total.recordSeconds(seconds) }
+        switch route {
+        case .predict, .v2Infer: if response.status == 200 { metrics.total.recordSeconds(seconds) }
+        default: break
+        }
         let level: Logger.Level = response.status >= 500 ? .error : (label == "/metrics" || label.contains("health") || label == "/readyz" ? .debug : .info)
         logger.log(level: level, "request", metadata: [
             "request_id": "\(requestID)", "method": "\(r.method)", "path": "\(r.path.prefix(200))", "status": "\(response.status)",

@@ -342,3 +342,36 @@ def test_kserve_rest_client(server):
     by_name = {o.name: o.as_numpy() for o in r2.outputs}
     assert np.array_equal(by_name["segmentation"], seg) and by_name["depth"].shape == (96, 160)
     assert error and "no model named 'nope'" in error and "404" in error
+
+
+# ---- the same queue, backpressure and deadlines as /v1
+
+def test_overload_and_deadlines_in_the_protocols_shape(server_factory):
+    s = server_factory("--workers", "1", "--threads-per-worker", "1", "--queue-size", "1")
+    big = cv2.imencode(".png", cv2.resize(FRAME, (1226, 370))[:, :, ::-1])[1].tobytes()
+
+    def request(parameters=None):
+        top = {"inputs": [{"name": "image", "datatype": "BYTES", "shape": [1], "parameters": {"binary_data_size": len(big) + 4}}]}
+        if parameters:
+            top["parameters"] = parameters
+        header = json.dumps(top).encode()
+        return v2_raw(s, header + struct.pack("<I", len(big)) + big, f"Inference-Header-Content-Length: {len(header)}\r\n".encode())
+
+    answers = []
+    threads = [threading.Thread(target=lambda: answers.append(request())) for _ in range(5)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    statuses = sorted(a[0] for a in answers)
+    assert 200 in statuses and 503 in statuses and set(statuses) <= {200, 503}, statuses
+    for status, headers, content in answers:
+        if status == 503:
+            assert headers["retry-after"] and "at capacity" in json.loads(content)["error"]
+    # A 1 microsecond timeout has passed by the time a worker takes the request behind a busy one.
+    first = threading.Thread(target=lambda: answers.append(request()))
+    first.start()
+    wait_until_busy(s)
+    status, headers, content = request({"timeout": 1})
+    first.join(60)
+    assert status == 504 and "timeout" in json.loads(content)["error"], content[:200]
