@@ -106,12 +106,15 @@ public enum EngineError: Error, Equatable, CustomStringConvertible {
     case invalidWeights(String)
     case inputTooSmall(width: Int, height: Int)
     case xnnpack(String)
+    /// This CPU cannot run what was asked (a precision without its instructions).
+    case unsupported(String)
 
     public var description: String {
         switch self {
         case let .invalidWeights(s): return s
         case let .inputTooSmall(w, h): return "input is \(w)x\(h); both sides must be at least 32 pixels"
         case let .xnnpack(s): return "XNNPACK: \(s)"
+        case let .unsupported(s): return s
         }
     }
 }

@@ -64,6 +64,8 @@ public final class Model: Sendable {
     let graph: Graph
     /// The first replica's packed weights, reused by later replicas.
     let packedWeights = SharedPackedWeights()
+    /// bf16 (and later int8) packings of the weights, made on first use and shared by replicas.
+    let reducedWeights = ReducedPrecisionWeights()
 
     public static let batchNormEpsilon = 1e-5
 

@@ -12,10 +12,12 @@ public final class HydraService: RequestHandler {
         public var model: Model
         /// Where to read it again (the model repository's load); nil: it cannot be.
         public var source: ModelSource?
-        public init(name: String, model: Model, source: ModelSource? = nil) {
+        public var precision: Precision
+        public init(name: String, model: Model, source: ModelSource? = nil, precision: Precision = .f32) {
             self.name = name
             self.model = model
             self.source = source
+            self.precision = precision
         }
     }
 
@@ -55,9 +57,10 @@ public final class HydraService: RequestHandler {
         self.logger = logger
         server = HTTPServer(config: config, metrics: metrics, logger: logger)
         server.handler = self
-        let makePool = { [server, metrics, config] (name: String, model: Model, limits: WorkerLimits) throws -> WorkerPool in
+        let makePool = { [server, metrics, config] (name: String, model: Model, limits: WorkerLimits, precision: Precision) throws
+            -> WorkerPool in
             try WorkerPool(name: name, model: model, workers: config.workers, threadsPerWorker: config.threadsPerWorker,
-                           capacity: config.queueSize, limits: limits) { job in
+                           capacity: config.queueSize, limits: limits, precision: precision) { job in
                 if job.outcome == "ok" {
                     metrics.queueWait.recordSeconds(job.queueWaitSeconds)
                     metrics.inference.recordSeconds(job.inferenceSeconds)
@@ -69,7 +72,7 @@ public final class HydraService: RequestHandler {
         var loaded: [(name: String, source: ModelSource?, limits: WorkerLimits, pool: WorkerPool)] = []
         for m in models {
             let share = limits[m.name] ?? WorkerLimits(maxPixels: config.maxPixels, maxNetworkPixels: config.maxNetworkPixels ?? .max)
-            loaded.append((m.name, m.source, share, try makePool(m.name, m.model, share)))
+            loaded.append((m.name, m.source, share, try makePool(m.name, m.model, share, m.precision)))
         }
         repository = ModelRepository(loaded, makePool: makePool, complete: { [server] in server.complete($0) })
     }
@@ -468,7 +471,7 @@ public final class HydraService: RequestHandler {
             "heads": pool.model.architecture.hasNormals ? ["segmentation", "depth", "normals"] : ["segmentation", "depth"],
             "classes": info.classNames.enumerated().map { ["id": $0.offset, "name": $0.element, "colour": info.colours[$0.offset].map(Int.init)] },
             "intrinsics": ["fx": k.fx, "fy": k.fy, "cx": k.cx, "cy": k.cy, "width": k.width, "height": k.height],
-            "workers": pool.workers, "queue_size": pool.capacity,
+            "workers": pool.workers, "queue_size": pool.capacity, "precision": pool.precision.rawValue,
         ]
     }
 

@@ -15,6 +15,7 @@ final class ModelRepository {
         let source: ModelSource?
         /// Its share of the memory plan, kept across loads.
         let limits: WorkerLimits
+        let precision: Precision
         /// The pool serving requests; nil while unloaded (or unloading).
         fileprivate(set) var pool: WorkerPool?
         fileprivate(set) var operation: Operation?
@@ -25,6 +26,7 @@ final class ModelRepository {
             self.name = name
             self.source = source
             self.limits = limits
+            self.precision = pool.precision
             self.pool = pool
         }
 
@@ -39,12 +41,12 @@ final class ModelRepository {
     /// Names in the order given at start; the first is the default model of /v1/predict.
     let order: [String]
     private var entries: [String: Entry] = [:]
-    private let makePool: (String, Model, WorkerLimits) throws -> WorkerPool
+    private let makePool: (String, Model, WorkerLimits, Precision) throws -> WorkerPool
     /// Hands a finished operation back to the loop (`HTTPServer.complete`).
     private let complete: (Job) -> Void
 
     init(_ loaded: [(name: String, source: ModelSource?, limits: WorkerLimits, pool: WorkerPool)],
-         makePool: @escaping (String, Model, WorkerLimits) throws -> WorkerPool, complete: @escaping (Job) -> Void) {
+         makePool: @escaping (String, Model, WorkerLimits, Precision) throws -> WorkerPool, complete: @escaping (Job) -> Void) {
         order = loaded.map(\.name)
         for m in loaded { entries[m.name] = Entry(name: m.name, source: m.source, limits: m.limits, pool: m.pool) }
         self.makePool = makePool
@@ -94,7 +96,7 @@ final class ModelRepository {
         entry.operation = .loading
         let (makePool, complete) = (self.makePool, self.complete)
         let thread = Thread {
-            let result = Result { try makePool(name, try source.load(), entry.limits) }
+            let result = Result { try makePool(name, try source.load(), entry.limits, entry.precision) }
             job.commit = {
                 entry.operation = nil
                 switch result {

@@ -27,8 +27,8 @@ final class PredictPipeline {
     let modelName: String
     let limits: WorkerLimits
 
-    init(model: Model, modelName: String, threads: Int, limits: WorkerLimits) throws {
-        replica = try ModelReplica(model: model, threads: threads)
+    init(model: Model, modelName: String, threads: Int, limits: WorkerLimits, precision: Precision = .f32) throws {
+        replica = try ModelReplica(model: model, threads: threads, precision: precision)
         renderer = Renderer(threads: threads)
         self.modelName = modelName
         self.limits = limits
@@ -264,9 +264,10 @@ package final class InProcessPredictor {
     private let pipeline: PredictPipeline
     private let model: Model
 
-    package init(model: Model, threads: Int, limits: WorkerLimits = WorkerLimits(maxPixels: 20_000_000)) throws {
+    package init(model: Model, threads: Int, limits: WorkerLimits = WorkerLimits(maxPixels: 20_000_000),
+                 precision: Precision = .f32) throws {
         self.model = model
-        pipeline = try PredictPipeline(model: model, modelName: "default", threads: threads, limits: limits)
+        pipeline = try PredictPipeline(model: model, modelName: "default", threads: threads, limits: limits, precision: precision)
     }
 
     /// The HTTP response the service would send for this body and query.

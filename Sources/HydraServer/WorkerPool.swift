@@ -62,6 +62,7 @@ final class Job: @unchecked Sendable {
 final class WorkerPool: @unchecked Sendable {
     let modelName: String
     let model: Model
+    let precision: Precision
     let capacity: Int
     private let condition = NSCondition()
     /// Taken slots (before `head`) are nil: a finished job, with its body and answer, must not stay alive here.
@@ -76,13 +77,15 @@ final class WorkerPool: @unchecked Sendable {
 
     /// Creates the replicas now (weights packed per worker), so the pool is ready when this returns.
     init(name: String, model: Model, workers: Int, threadsPerWorker: Int, capacity: Int, limits: WorkerLimits,
-         done: @escaping (Job) -> Void) throws {
+         precision: Precision = .f32, done: @escaping (Job) -> Void) throws {
         modelName = name
         self.model = model
+        self.precision = precision
         self.capacity = capacity
         self.done = done
         for i in 0..<workers {
-            let pipeline = try PredictPipeline(model: model, modelName: name, threads: threadsPerWorker, limits: limits)
+            let pipeline = try PredictPipeline(model: model, modelName: name, threads: threadsPerWorker, limits: limits,
+                                               precision: precision)
             // Weak: the threads must not keep the pool alive forever (it holds them), but while a
             // worker loops it holds the pool, so `stop()` followed by the pool's release is safe.
             let t = Thread { [weak self] in self?.work(pipeline) }

@@ -5,6 +5,8 @@ import HydraKernels
 import HydraOutputs
 import HydraServer
 
+extension Precision: ExpressibleByArgument {}
+
 struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
@@ -13,12 +15,14 @@ struct BenchCommand: ParsableCommand {
 
     @Option(help: "Model (safetensors). Default: the built-in model; 'untrained': generated untrained weights.") var model: String?
     @Option(help: "Input size WxH.") var size: String = "1226x370"
+    @Option(help: "Arithmetic: f32 (exact) or bf16 (AVX512-BF16).") var precision: Precision = .f32
     @Option(help: "Engine threads.") var threads: Int = ProcessInfo.processInfo.activeProcessorCount
     @Option(help: "Timed runs.") var runs: Int = 30
     @Option(help: "Untimed warm-up runs.") var warmup: Int = 3
     @Flag(help: "Print one JSON object.") var json = false
     @Flag(help: "Also time upsampling to the input size: bicubic (the authors') and --fast.") var postprocess = false
     @Flag(help: "Also print where the network's time goes: the slowest steps and the time per kind of step.") var profile = false
+    @Flag(help: "With --profile: every step's time, one tab-separated line each (index, ms, what it is).") var steps = false
     @Option(help: "Time what a service worker does with this PNG/JPEG instead (decode, engine, outputs, multipart framing).")
     var frame: String?
     @Option(help: "With --frame: the predict query, as in the URL.") var query = "outputs=segmentation,depth"
@@ -36,7 +40,7 @@ struct BenchCommand: ParsableCommand {
         let model = try ModelLoading.load(self.model)
         if let replicas { return try measureReplicas(replicas, model: model, width: w, height: h) }
         let loadStart = Date()
-        let replica = try ModelReplica(model: model, threads: threads)
+        let replica = try ModelLoading.replica(model, threads: threads, precision: precision)
         let packSeconds = Date().timeIntervalSince(loadStart)
         var rng: UInt64 = 12345
         let pixels = (0..<(w * h * 3)).map { _ -> UInt8 in
@@ -74,13 +78,14 @@ struct BenchCommand: ParsableCommand {
                 "width": w, "height": h, "threads": threads, "runs": runs, "median_ms": median, "p90_ms": p90,
                 "min_ms": times.first!, "max_ms": times.last!, "times_ms": rawTimes, "activation_bytes": replica.activationBytes,
                 "pack_seconds": packSeconds, "classes": model.architecture.numClasses, "kernels_isa": isa,
+                "precision": precision.rawValue,
             ].merging(post) { a, _ in a }
             let data = try JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys])
             print(String(decoding: data, as: UTF8.self))
         } else {
-            print(String(format: "hydra bench %dx%d, %d thread(s), %d runs: median %.1f ms, p90 %.1f ms, min %.1f ms "
+            print(String(format: "hydra bench %dx%d %@, %d thread(s), %d runs: median %.1f ms, p90 %.1f ms, min %.1f ms "
                 + "(activations %.1f MiB, weights packed in %.0f ms, kernels %@)",
-                w, h, threads, runs, median, p90, times.first!, Double(replica.activationBytes) / 1048576, packSeconds * 1e3, isa))
+                w, h, precision.rawValue, threads, runs, median, p90, times.first!, Double(replica.activationBytes) / 1048576, packSeconds * 1e3, isa))
             if !post.isEmpty {
                 print(String(format: "upsampling to %dx%d: bicubic median %.2f ms, fast median %.2f ms", w, h,
                              post["upsample_bicubic_median_ms"]!, post["upsample_fast_median_ms"]!))
@@ -99,7 +104,8 @@ struct BenchCommand: ParsableCommand {
     private func runPipeline(_ path: String) throws {
         let body = [UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))
         let type = path.lowercased().hasSuffix(".png") ? "image/png" : "image/jpeg"
-        let predictor = try InProcessPredictor(model: try ModelLoading.load(model), threads: threads)
+        if let reason = precision.unsupportedReason { throw CLIError("--precision \(precision): \(reason)") }
+        let predictor = try InProcessPredictor(model: try ModelLoading.load(model), threads: threads, precision: precision)
         var times: [Double] = []
         var bytes = 0
         for i in 0..<(warmup + runs) {
@@ -145,6 +151,9 @@ struct BenchCommand: ParsableCommand {
         for (label, ms) in steps.sorted(by: { $0.1 > $1.1 }).prefix(12) {
             print(String(format: "  %6.2f ms  %@", ms, label))
         }
+        if self.steps {
+            for (i, (label, ms)) in steps.enumerated() { print(String(format: "step\t%d\t%.3f\t%@", i, ms, label)) }
+        }
     }
 
     /// Resident memory of this process in MiB (/proc/self/statm; 0 where there is none).
@@ -168,7 +177,7 @@ struct BenchCommand: ParsableCommand {
         if !json { print(String(format: "RSS with the model loaded: %.1f MiB", last)) }
         for i in 1...n {
             let (aligned0, plain0) = (hydra_xnn_aligned_bytes(), hydra_xnn_plain_bytes())
-            let replica = try ModelReplica(model: model, threads: threads)
+            let replica = try ModelLoading.replica(model, threads: threads, precision: precision)
             let packed = Self.rssMiB()
             let aligned1 = hydra_xnn_aligned_bytes()
             _ = try pixels.withUnsafeBufferPointer { try replica.run(rgb: $0, width: width, height: height) }

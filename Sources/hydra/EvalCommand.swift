@@ -27,13 +27,14 @@ struct EvalCommand: ParsableCommand {
     @Option(help: "Depth evaluated up to this many metres (default: 80 for kitti, 10 for nyud).") var maxDepth: Float?
     @Option(help: "Write the metrics as JSON to this file (- for standard output).") var json: String?
     @Option(help: "Evaluate at most N images.") var limit: Int?
+    @Option(help: "Arithmetic: f32 (exact) or bf16 (AVX512-BF16).") var precision: Precision = .f32
     @Option(help: "Engine threads.") var threads: Int = ProcessInfo.processInfo.activeProcessorCount
     @Argument(help: "Folder of images and ground truth.") var directory: String
 
     func run() throws {
         let model = try ModelLoading.load(self.model)
         let names = model.info.classNames
-        let replica = try ModelReplica(model: model, threads: threads)
+        let replica = try ModelLoading.replica(model, threads: threads, precision: precision)
         let upsampler = Upsampler(threads: threads)
         let scale = depthScale ?? (dataset == .kitti ? 256 : 5000)
         let files = try FileManager.default.contentsOfDirectory(atPath: directory).sorted().filter {

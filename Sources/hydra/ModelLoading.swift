@@ -12,6 +12,13 @@ enum ModelLoading {
         do { return try source.load() } catch let e as ModelSource.LoadError { throw CLIError(e.description) }
     }
 
+    /// A replica in `precision`; a CPU that cannot run it is a clear error, never a silent f32.
+    static func replica(_ model: Model, threads: Int, precision: Precision) throws -> ModelReplica {
+        do { return try ModelReplica(model: model, threads: threads, precision: precision) } catch let e as EngineError {
+            throw CLIError(e.description)
+        }
+    }
+
     static func readImage(_ path: String, limits: ImageLimits = ImageLimits()) throws -> RGBImage {
         guard let data = FileManager.default.contents(atPath: path) else { throw CLIError("\(path): cannot read file") }
         do { return try ImageDecoder.decode([UInt8](data), limits: limits) } catch let e as ImageError {

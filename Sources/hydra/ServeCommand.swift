@@ -40,6 +40,11 @@ struct ServeCommand: ParsableCommand {
     var maxMemory: String?
     @Option(help: "Largest network input in pixels; larger frames are shrunk for the network and the outputs brought back to their size. Default: what --max-memory leaves a worker, at most 2.1 MP (HYDRA_MAX_NETWORK_PIXELS).")
     var maxNetworkPixels: Int?
+    @Option(help: "Arithmetic of every model: f32 (exact) or bf16 (AVX512-BF16; refused on a CPU without it) (HYDRA_PRECISION).")
+    var precision: Precision?
+    @Option(name: .customLong("model-precision"), help: ArgumentHelp(
+        "NAME=PRECISION for one model, repeatable; wins over --precision (HYDRA_MODEL_PRECISION: comma-separated).", valueName: "name=precision"))
+    var modelPrecisions: [String] = []
     @Option(help: "trace, debug, info, notice, warning, error or critical (HYDRA_LOG_LEVEL).") var logLevel: String?
 
     func run() throws {
@@ -109,6 +114,23 @@ struct ServeCommand: ParsableCommand {
         // Lines are written by a thread of their own: let them out before the process ends.
         defer { LogWriter.standardError.flush(timeout: 2) }
 
+        let defaultPrecision = try pick(precision, "PRECISION", Precision.f32)
+        var perModel: [String: Precision] = [:]
+        var precisionSpecs = modelPrecisions
+        if precisionSpecs.isEmpty, let list = env["HYDRA_MODEL_PRECISION"], !list.isEmpty {
+            precisionSpecs = list.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+        }
+        for spec in precisionSpecs {
+            let parts = spec.split(separator: "=", maxSplits: 1).map(String.init)
+            guard parts.count == 2, let p = Precision(rawValue: parts[1]) else {
+                throw CLIError("--model-precision \(spec): give NAME=PRECISION with one of \(Precision.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+            perModel[parts[0]] = p
+        }
+        for p in Set([defaultPrecision] + perModel.values) {
+            if let reason = p.unsupportedReason { throw CLIError("--precision \(p): \(reason)") }
+        }
+
         var specs = models
         if specs.isEmpty, let list = env["HYDRA_MODELS"], !list.isEmpty {
             specs = list.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
@@ -129,12 +151,13 @@ struct ServeCommand: ParsableCommand {
                 throw CLIError("model name '\(name)' must be 1-64 letters, digits, '-', '_' or '.'")
             }
             guard !loaded.contains(where: { $0.name == name }) else { throw CLIError("model name '\(name)' is given twice") }
-            loaded.append(.init(name: name, model: try ModelLoading.load(path), source: ModelSource(path: path)))
+            loaded.append(.init(name: name, model: try ModelLoading.load(path), source: ModelSource(path: path),
+                                precision: perModel[name] ?? defaultPrecision))
             logger.info("model loaded", metadata: ["model": "\(name)", "path": "\(path)"])
         }
         if loaded.isEmpty {
             let model = try DefaultModel.load()
-            loaded.append(.init(name: "default", model: model, source: .builtIn))
+            loaded.append(.init(name: "default", model: model, source: .builtIn, precision: perModel["default"] ?? defaultPrecision))
             if model.info.trained {
                 logger.info("serving the built-in default model", metadata: ["model": "default", "note": "\(model.info.description)"])
             } else {
@@ -143,6 +166,9 @@ struct ServeCommand: ParsableCommand {
         }
         // Frames, outputs and bodies go back to the system when freed (hydra_heap.h says why).
         _ = hydra_heap_map_large(1 << 20)
+        if let unknown = perModel.keys.sorted().first(where: { name in !loaded.contains { $0.name == name } }) {
+            throw CLIError("--model-precision names model '\(unknown)', which is not served; models: \(loaded.map(\.name).joined(separator: ", "))")
+        }
         let service: HydraService
         do {
             service = try HydraService(config: c, models: loaded, logger: logger, startedAt: started)

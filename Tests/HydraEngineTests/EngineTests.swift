@@ -172,3 +172,42 @@ final class EngineTests: XCTestCase {
         XCTAssertLessThan(total, sizes.reduce(0, +) / 3, "planning should reuse memory")
     }
 }
+
+final class PrecisionTests: XCTestCase {
+    func testUnsupportedPrecisionIsRefusedNotRunInF32() throws {
+        XCTAssertEqual(Precision.bf16.unsupportedReason == nil, hydra_bf16_supported() != 0)
+        if hydra_bf16_supported() == 0 {
+            XCTAssertThrowsError(try ModelReplica(model: EngineTests.model, precision: .bf16)) { e in
+                XCTAssertTrue("\(e)".contains("AVX512-BF16"), "\(e)")
+            }
+        }
+    }
+
+    /// bf16 rounds each activation and weight of the 1x1 convolutions to 8 significant bits (relative
+    /// error <= 2^-9); through the network that stays within a few times 2^-9 of f32 on average.
+    func testBF16StaysWithinItsRoundingOfF32() throws {
+        try XCTSkipUnless(hydra_bf16_supported() != 0, "this CPU has no AVX512-BF16")
+        let model = try DefaultModel.load()
+        let (w, h) = (320, 96)
+        var rng = SplitMix64(seed: 5)
+        let px = (0..<(w * h * 3)).map { _ in UInt8(truncatingIfNeeded: rng.next() >> 56) }
+        let f32 = try px.withUnsafeBufferPointer { try ModelReplica(model: model, threads: 2).run(rgb: $0, width: w, height: h) }
+        let bf16 = try px.withUnsafeBufferPointer { try ModelReplica(model: model, threads: 2, precision: .bf16).run(rgb: $0, width: w, height: h) }
+        func relative(_ a: [Float], _ b: [Float]) -> Double {
+            zip(a, b).reduce(0) { $0 + Double(abs($1.0 - $1.1)) } / max(1e-12, a.reduce(0) { $0 + Double(abs($1)) })
+        }
+        let logitError = relative(f32.logits, bf16.logits), depthError = relative(f32.depth, bf16.depth)
+        print("bf16 against f32: logits \(logitError), depth \(depthError) (mean relative)")
+        XCTAssertGreaterThan(logitError, 0)  // it really ran in bf16
+        XCTAssertLessThan(logitError, 4 * 0x1p-9)
+        XCTAssertLessThan(depthError, 4 * 0x1p-9)
+        let n = f32.height * f32.width, c = f32.numClasses
+        var agree = 0
+        for p in 0..<n {
+            let x: [Float] = (0..<c).map { f32.logits[$0 * n + p] }
+            let y: [Float] = (0..<c).map { bf16.logits[$0 * n + p] }
+            if x.firstIndex(of: x.max()!) == y.firstIndex(of: y.max()!) { agree += 1 }
+        }
+        XCTAssertGreaterThan(Double(agree) / Double(n), 0.98)
+    }
+}

@@ -64,6 +64,30 @@ void hydra_conv3x3_small(const float *in, size_t height, size_t width, size_t ch
                          const float *weights, const float *bias, size_t out_channels,
                          float *out, pthreadpool_t pool);
 
+/* ---- bfloat16 (gemm_bf16.c) ---- */
+
+/* Whether this CPU has AVX512-BF16 (VDPBF16PS, VCVTNE2PS2BF16); without it the bf16 kernels return -1. */
+int hydra_bf16_supported(void);
+
+/* f32 -> bf16 bits, as the conversion instruction rounds: nearest even, denormals to zero. */
+uint16_t hydra_bf16_from_float(float f);
+
+/* bf16 elements that hydra_bf16_pack_weights writes for a 1x1 convolution. */
+size_t hydra_bf16_packed_elements(size_t in_channels, size_t out_channels);
+
+/* Packs f32 weights [out][in] for hydra_conv1x1_bf16 (once per model; replicas share the result). */
+void hydra_bf16_pack_weights(const float *w, size_t in_channels, size_t out_channels, uint16_t *packed);
+
+/* 1x1 convolution, NHWC: out[p][o] = clamp(bias[o] + sum_i bf16(in[p][i]) * w[o][i], lo, hi), the sum
+   in f32 as VDPBF16PS forms it (gemm_bf16.c says exactly how). bias may be NULL. Returns -1 without
+   AVX512-BF16 or for more than 4096 input channels. */
+int hydra_conv1x1_bf16(const float *in, size_t pixels, size_t in_channels, const uint16_t *packed,
+                       const float *bias, size_t out_channels, float lo, float hi, float *out, pthreadpool_t pool);
+
+/* The same arithmetic in scalar code, for tests: bit-identical to hydra_conv1x1_bf16. */
+void hydra_conv1x1_bf16_reference(const float *in, size_t pixels, size_t in_channels, const uint16_t *packed,
+                                  const float *bias, size_t out_channels, float lo, float hi, float *out);
+
 /* Returns the instruction set the dispatcher picks on this CPU ("avx512f", "avx2", "generic"). */
 const char *hydra_kernels_isa(void);
 

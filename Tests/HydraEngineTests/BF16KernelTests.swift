@@ -1,0 +1,86 @@
+import CXNNPACK
+import HydraKernels
+import XCTest
+
+final class BF16KernelTests: XCTestCase {
+    func testConversionRoundsToNearestEvenAndFlushesDenormals() {
+        func bf16(_ bits: UInt32) -> UInt16 { hydra_bf16_from_float(Float(bitPattern: bits)) }
+        XCTAssertEqual(hydra_bf16_from_float(1), 0x3F80)
+        XCTAssertEqual(hydra_bf16_from_float(-2), 0xC000)
+        XCTAssertEqual(bf16(0x3F80_7FFF), 0x3F80)  // below half: down
+        XCTAssertEqual(bf16(0x3F80_8000), 0x3F80)  // half, even below: stays
+        XCTAssertEqual(bf16(0x3F81_8000), 0x3F82)  // half, odd below: up to even
+        XCTAssertEqual(bf16(0x3F80_8001), 0x3F81)  // above half: up
+        XCTAssertEqual(bf16(0x7F7F_FFFF), 0x7F80)  // the largest float rounds to infinity
+        XCTAssertEqual(bf16(0x0000_0001), 0x0000)  // denormals become zero, keeping the sign
+        XCTAssertEqual(bf16(0x8040_0000), 0x8000)
+        XCTAssertEqual(hydra_bf16_from_float(.infinity), 0x7F80)
+        XCTAssertEqual(hydra_bf16_from_float(.nan) & 0x7FC0, 0x7FC0)  // stays a (quiet) NaN
+        XCTAssertEqual(bf16(0x7F80_0001) & 0x7FC0, 0x7FC0)  // a signalling NaN does not become infinity
+    }
+
+    func testPackingPutsKPairsOfEachOutputSideBySide() {
+        // 3 inputs, 2 outputs: w[o][i] = 10 o + i; blocks of 32 outputs, k padded to 4.
+        let w: [Float] = [0, 1, 2, 10, 11, 12]
+        XCTAssertEqual(hydra_bf16_packed_elements(3, 2), 4 * 32)
+        var packed = [UInt16](repeating: 0xFFFF, count: 4 * 32)
+        hydra_bf16_pack_weights(w, 3, 2, &packed)
+        func at(_ k: Int, _ n: Int) -> UInt16 { packed[(k / 2) * 64 + n * 2 + k % 2] }
+        XCTAssertEqual([at(0, 0), at(1, 0), at(2, 0), at(3, 0)], [0, hydra_bf16_from_float(1), hydra_bf16_from_float(2), 0])
+        XCTAssertEqual([at(0, 1), at(1, 1), at(2, 1)], [10, 11, 12].map { hydra_bf16_from_float($0) })
+        XCTAssertEqual(at(0, 2), 0)  // padding outputs are zero
+    }
+
+    /// The AVX512-BF16 kernel and the scalar statement of its arithmetic agree bit for bit, at sizes
+    /// that exercise row panels, k tails (odd, not a multiple of 32), output tails and threads.
+    func testKernelEqualsScalarReferenceBitForBit() throws {
+        try XCTSkipUnless(hydra_bf16_supported() != 0, "this CPU has no AVX512-BF16")
+        var rng = SystemRandomNumberGenerator()
+        for threads in [1, 3] {
+            let pool = pthreadpool_create(threads)
+            defer { pthreadpool_destroy(pool) }
+            for (m, k, n, relu6, withBias) in [(1, 2, 1, false, false), (7, 3, 17, true, true), (9, 32, 32, false, true),
+                                               (70, 96, 24, true, true), (129, 33, 40, false, false), (16, 960, 160, false, true),
+                                               (65, 144, 64, true, false), (3, 1, 5, false, true)] {
+                // Values across magnitudes, with cancellation, so the order of the additions matters.
+                let x = (0..<(m * k)).map { _ in Float.random(in: -4...4, using: &rng) * (Bool.random(using: &rng) ? 1 : 1e-3) }
+                let w = (0..<(n * k)).map { _ in Float.random(in: -0.5...0.5, using: &rng) }
+                let bias = withBias ? (0..<n).map { _ in Float.random(in: -1...1, using: &rng) } : nil
+                var packed = [UInt16](repeating: 0, count: hydra_bf16_packed_elements(k, n))
+                hydra_bf16_pack_weights(w, k, n, &packed)
+                let (lo, hi): (Float, Float) = relu6 ? (0, 6) : (-.infinity, .infinity)
+                var got = [Float](repeating: .nan, count: m * n + 16), want = [Float](repeating: 0, count: m * n)
+                let status = bias.withOptionalPointer { b in hydra_conv1x1_bf16(x, m, k, packed, b, n, lo, hi, &got, pool) }
+                XCTAssertEqual(status, 0)
+                bias.withOptionalPointer { b in hydra_conv1x1_bf16_reference(x, m, k, packed, b, n, lo, hi, &want) }
+                XCTAssertEqual(Array(got.prefix(m * n)).map(\.bitPattern), want.map(\.bitPattern), "\(m)x\(k)x\(n), \(threads) threads")
+                XCTAssertTrue(got.suffix(16).allSatisfy(\.isNaN), "wrote past the end")
+            }
+        }
+    }
+
+    /// bf16 is within its rounding of the f32 product: each input and weight carries a relative
+    /// error of at most 2^-9.
+    func testReferenceIsCloseToF32() {
+        var rng = SystemRandomNumberGenerator()
+        let (m, k, n) = (5, 200, 7)
+        let x = (0..<(m * k)).map { _ in Float.random(in: -1...1, using: &rng) }
+        let w = (0..<(n * k)).map { _ in Float.random(in: -1...1, using: &rng) }
+        var packed = [UInt16](repeating: 0, count: hydra_bf16_packed_elements(k, n))
+        hydra_bf16_pack_weights(w, k, n, &packed)
+        var out = [Float](repeating: 0, count: m * n)
+        hydra_conv1x1_bf16_reference(x, m, k, packed, nil, n, -.infinity, .infinity, &out)
+        for i in 0..<m { for o in 0..<n {
+            var exact = 0.0, magnitude = 0.0
+            for j in 0..<k { exact += Double(x[i * k + j]) * Double(w[o * k + j]); magnitude += abs(Double(x[i * k + j]) * Double(w[o * k + j])) }
+            XCTAssertEqual(Double(out[i * n + o]), exact, accuracy: magnitude * 2 * 0x1p-9 + 1e-6)
+        } }
+    }
+}
+
+private extension Optional where Wrapped == [Float] {
+    func withOptionalPointer<R>(_ body: (UnsafePointer<Float>?) -> R) -> R {
+        guard let self else { return body(nil) }
+        return self.withUnsafeBufferPointer { body($0.baseAddress) }
+    }
+}
