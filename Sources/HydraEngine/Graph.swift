@@ -204,24 +204,39 @@ struct Graph: Sendable {
     func lifetimes() -> [(first: Int, last: Int)] {
         var life = [(first: Int, last: Int)](repeating: (Int.max, -1), count: channels.count)
         life[input].first = -1
-        func use(_ t: Int, _ i: Int) { life[t].last = max(life[t].last, i) }
         for (i, step) in steps.enumerated() {
-            switch step {
-            case let .conv(_, x, out): use(x, i); life[out].first = i
-            case let .stem(_, out): life[out].first = i
-            case let .depthwise(_, _, x, out): use(x, i); life[out].first = i
-            case let .add(a, b, out, _): use(a, i); use(b, i); life[out].first = i
-            case let .head(_, x, out): use(x, i); life[out].first = i
-            case let .crpScale(_, top, x, topOut, xOut): use(top, i); use(x, i); life[topOut].first = i; life[xOut].first = i
-            case let .crpChain(_, x, out, scratch): use(x, i); life[out].first = i; life[scratch] = (i, i)
-            case let .maxPool5(x, out): use(x, i); life[out].first = i
-            case let .scale(_, x, out, _): use(x, i); life[out].first = i
-            case let .resize(x, _, out): use(x, i); life[out].first = i
-            }
+            for t in step.inputs { life[t].last = max(life[t].last, i) }
+            for t in step.outputs { life[t].first = i }
+            if case let .crpChain(_, _, _, scratch) = step { life[scratch].last = i }
         }
         for t in [segmentation, depth] + (normals.map { [$0] } ?? []) { life[t].last = steps.count }
         for t in life.indices where life[t].last < 0 { life[t].last = life[t].first }
         return life
+    }
+}
+
+extension Graph.Step {
+    /// Tensors the step reads (`resize` reads only the size of `like`).
+    var inputs: [Int] {
+        switch self {
+        case let .conv(_, x, _), let .depthwise(_, _, x, _), let .head(_, x, _), let .maxPool5(x, _),
+             let .scale(_, x, _, _), let .resize(x, _, _), let .crpChain(_, x, _, _):
+            return [x]
+        case .stem: return []
+        case let .add(a, b, _, _): return [a, b]
+        case let .crpScale(_, top, x, _, _): return [top, x]
+        }
+    }
+
+    /// Tensors the step writes (the crp chain's scratch among them).
+    var outputs: [Int] {
+        switch self {
+        case let .conv(_, _, out), let .stem(_, out), let .depthwise(_, _, _, out), let .add(_, _, out, _), let .head(_, _, out),
+             let .maxPool5(_, out), let .scale(_, _, out, _), let .resize(_, _, out):
+            return [out]
+        case let .crpScale(_, _, _, topOut, xOut): return [topOut, xOut]
+        case let .crpChain(_, _, out, scratch): return [out, scratch]
+        }
     }
 }
 

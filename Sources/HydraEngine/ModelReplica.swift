@@ -57,8 +57,10 @@ public final class ModelReplica: @unchecked Sendable {
     public let threads: Int
     public let precision: Precision
     let graph: Graph
-    /// Steps run by the bf16 kernel, with the model's packed weights (shared by replicas).
+    /// Steps run by a bf16 kernel, with the model's packed weights (shared by replicas).
     private var bf16Weights: [Int: [UInt16]] = [:]
+    /// Tensors stored as bf16 (the inputs of bf16 heads, written so by their channel scale).
+    private var bf16Tensors: Set<Int> = []
     private let pool: pthreadpool_t
     /// XNNPACK operator for each step that has one (convolutions, adds, resizes).
     private var operators: [xnn_operator_t?]
@@ -92,8 +94,19 @@ public final class ModelReplica: @unchecked Sendable {
         graph = model.graph
         if precision == .bf16 {
             for (i, step) in graph.steps.enumerated() {
-                if case let .conv(name, _, _) = step, let c = model.convs[name], Self.runsInBF16(c) {
-                    bf16Weights[i] = model.reducedWeights.bf16(c)
+                switch step {
+                case let .conv(name, _, _):
+                    if let c = model.convs[name], Self.runsInBF16(c) { bf16Weights[i] = model.reducedWeights.bf16(c) }
+                case let .head(name, x, _):
+                    // Its input comes from a channel scale alone, which then writes it in bf16.
+                    let c = model.convs[name]!
+                    let producers = graph.steps.filter { $0.outputs.contains(x) }
+                    if c.inputChannels % 32 == 0, producers.count == 1, case .scale = producers[0],
+                       graph.steps.filter({ $0.inputs.contains(x) }).count == 1 {
+                        bf16Weights[i] = model.reducedWeights.bf16Head(c)
+                        bf16Tensors.insert(x)
+                    }
+                default: break
                 }
             }
         }
@@ -146,10 +159,11 @@ public final class ModelReplica: @unchecked Sendable {
             return "depthwise 3x3\(model.convs[name]!.stride > 1 ? " s2" : "") \(at(x)) -> \(graph.channels[out]) (own)"
         case let .add(a, _, _, _): return "add \(at(a))"
         case let .maxPool5(x, _): return "maxpool5 \(at(x))"
-        case let .scale(_, x, _, _): return "channel scale \(at(x))"
+        case let .scale(_, x, out, _): return "channel scale \(at(x))\(bf16Tensors.contains(out) ? " to bf16" : "")"
         case let .crpScale(_, top, _, _, _): return "maxpool5+scale+add \(at(top))"
         case let .crpChain(_, x, _, _): return "crp chain (4 x maxpool5+scale+add) \(at(x))"
-        case let .head(name, x, _): return "head 3x3 \(at(x)) -> \(model.convs[name]!.outputChannels)"
+        case let .head(name, x, _):
+            return "head 3x3 \(at(x)) -> \(model.convs[name]!.outputChannels)\(bf16Tensors.contains(x) ? " bf16" : "")"
         case let .resize(x, like, _): return "resize \(at(x)) -> \(plan.shapes[like].w)x\(plan.shapes[like].h)"
         }
     }
@@ -195,7 +209,9 @@ public final class ModelReplica: @unchecked Sendable {
     private func setUp(height: Int, width: Int) throws {
         if let p = plan, p.height == height, p.width == width { return }
         let shapes = graph.shapes(height: height, width: width, model: model)
-        let sizes = graph.channels.indices.map { shapes[$0].h * shapes[$0].w * graph.channels[$0] * MemoryLayout<Float>.size }
+        let sizes = graph.channels.indices.map {
+            shapes[$0].h * shapes[$0].w * graph.channels[$0] * (bf16Tensors.contains($0) ? 2 : MemoryLayout<Float>.size)
+        }
         let (offsets, total) = ArenaPlanner.plan(sizes: sizes, lifetimes: graph.lifetimes())
         let needed = Self.pageRounded(total + Int(XNN_EXTRA_BYTES))
         if needed > arenaBytes {
@@ -263,7 +279,13 @@ public final class ModelReplica: @unchecked Sendable {
     }
 
     private func pointer(_ plan: Plan, _ t: Int) -> UnsafeMutablePointer<Float> {
-        (arena! + plan.offsets[t]).assumingMemoryBound(to: Float.self)
+        precondition(!bf16Tensors.contains(t), "tensor \(t) is stored as bf16")
+        return (arena! + plan.offsets[t]).assumingMemoryBound(to: Float.self)
+    }
+
+    private func bf16Pointer(_ plan: Plan, _ t: Int) -> UnsafeMutablePointer<UInt16> {
+        precondition(bf16Tensors.contains(t), "tensor \(t) is stored as f32")
+        return (arena! + plan.offsets[t]).assumingMemoryBound(to: UInt16.self)
     }
 
     /// ImageNet normalisation, as the reference applies it.
@@ -317,6 +339,15 @@ public final class ModelReplica: @unchecked Sendable {
                 precondition(status == 0, "the depthwise kernel needs channels that are a multiple of 16 and stride 1 or 2")
             case let .maxPool5(x, out):
                 hydra_maxpool5(pointer(plan, x), pointer(plan, out), plan.shapes[x].h, plan.shapes[x].w, graph.channels[x], pool)
+            case let .head(name, x, out) where bf16Weights[i] != nil:
+                let c = model.convs[name]!
+                let status = bf16Weights[i]!.withUnsafeBufferPointer { w in
+                    c.withBias { bias in
+                        hydra_head3x3_bf16(bf16Pointer(plan, x), plan.shapes[x].h, plan.shapes[x].w, c.inputChannels, w.baseAddress,
+                                           bias, c.outputChannels, pointer(plan, out), pool)
+                    }
+                }
+                precondition(status == 0, "the bf16 head kernel refused step \(i)")
             case let .head(name, x, out):
                 let c = model.convs[name]!
                 c.withBias { bias in
@@ -332,6 +363,11 @@ public final class ModelReplica: @unchecked Sendable {
                 let status = hydra_crp_scale_chain(pointer(plan, x), scales, pointer(plan, out), pointer(plan, scratch),
                                                    plan.shapes[x].h, plan.shapes[x].w, graph.channels[x], pool)
                 precondition(status == 0, "crp chain needs channels that are a multiple of 16")
+            case let .scale(name, x, out, relu6) where bf16Tensors.contains(out):
+                let clamp = outputClamp(relu6: relu6)
+                let status = hydra_channel_scale_bf16(pointer(plan, x), model.scales[name]!, bf16Pointer(plan, out),
+                                                      plan.shapes[x].h * plan.shapes[x].w, graph.channels[x], clamp.lo, clamp.hi, pool)
+                precondition(status == 0, "the bf16 channel scale refused step \(i)")
             case let .scale(name, x, out, relu6):
                 let clamp = outputClamp(relu6: relu6)
                 hydra_channel_scale(pointer(plan, x), model.scales[name]!, pointer(plan, out), plan.shapes[x].h * plan.shapes[x].w,

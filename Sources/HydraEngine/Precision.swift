@@ -38,6 +38,16 @@ final class ReducedPrecisionWeights: @unchecked Sendable {
         return packed
     }
 
+    /// A 3x3 head's weights ([out][ky][kx][in], as XNNPACK orders them) rounded to bf16.
+    func bf16Head(_ c: FoldedConv) -> [UInt16] {
+        lock.lock()
+        defer { lock.unlock() }
+        if let packed = bf16[c.name] { return packed }
+        let packed = c.weights.map { hydra_bf16_from_float($0) }
+        bf16[c.name] = packed
+        return packed
+    }
+
     /// Bytes held (for memory reports).
     var bytes: Int {
         lock.lock()

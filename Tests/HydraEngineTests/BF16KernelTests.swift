@@ -59,6 +59,33 @@ final class BF16KernelTests: XCTestCase {
         }
     }
 
+    /// The heads' bf16 path: a channel scale that writes bf16, then the 3x3 head on it, each equal bit
+    /// for bit to its scalar statement, at sizes with borders, pixel-block tails and 1-9 outputs.
+    func testHeadAndScaleToBF16EqualTheirReferencesBitForBit() throws {
+        try XCTSkipUnless(hydra_bf16_supported() != 0, "this CPU has no AVX512-BF16")
+        var rng = SystemRandomNumberGenerator()
+        let pool = pthreadpool_create(2)
+        defer { pthreadpool_destroy(pool) }
+        for (h, w, c, o) in [(1, 1, 32, 1), (3, 9, 64, 6), (5, 17, 32, 3), (7, 5, 256, 1), (4, 11, 96, 9), (2, 8, 32, 4), (6, 3, 64, 5)] {
+            let x = (0..<(h * w * c)).map { _ in Float.random(in: -2...8, using: &rng) }
+            let scale = (0..<c).map { _ in Float.random(in: 0...1.5, using: &rng) }
+            var got16 = [UInt16](repeating: 0xFFFF, count: h * w * c + 32), want16 = [UInt16](repeating: 0, count: h * w * c)
+            XCTAssertEqual(hydra_channel_scale_bf16(x, scale, &got16, h * w, c, 0, 6, pool), 0)
+            hydra_channel_scale_bf16_reference(x, scale, &want16, h * w, c, 0, 6)
+            XCTAssertEqual(Array(got16.prefix(h * w * c)), want16, "scale \(h)x\(w)x\(c)")
+            XCTAssertTrue(got16.suffix(32).allSatisfy { $0 == 0xFFFF }, "wrote past the end")
+            let weights = (0..<(o * 9 * c)).map { _ in hydra_bf16_from_float(Float.random(in: -0.2...0.2, using: &rng)) }
+            let bias = (0..<o).map { _ in Float.random(in: -1...1, using: &rng) }
+            var got = [Float](repeating: .nan, count: h * w * o + 8), want = [Float](repeating: 0, count: h * w * o)
+            XCTAssertEqual(hydra_head3x3_bf16(want16, h, w, c, weights, bias, o, &got, pool), 0)
+            hydra_head3x3_bf16_reference(want16, h, w, c, weights, bias, o, &want)
+            XCTAssertEqual(Array(got.prefix(h * w * o)).map(\.bitPattern), want.map(\.bitPattern), "head \(h)x\(w)x\(c) -> \(o)")
+            XCTAssertTrue(got.suffix(8).allSatisfy(\.isNaN), "wrote past the end")
+        }
+        var out = [Float](repeating: 0, count: 4)
+        XCTAssertEqual(hydra_head3x3_bf16([UInt16](repeating: 0, count: 16), 1, 1, 16, [UInt16](repeating: 0, count: 144), nil, 1, &out, pool), -1)
+    }
+
     /// bf16 is within its rounding of the f32 product: each input and weight carries a relative
     /// error of at most 2^-9.
     func testReferenceIsCloseToF32() {

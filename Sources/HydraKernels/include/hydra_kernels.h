@@ -88,6 +88,21 @@ int hydra_conv1x1_bf16(const float *in, size_t pixels, size_t in_channels, const
 void hydra_conv1x1_bf16_reference(const float *in, size_t pixels, size_t in_channels, const uint16_t *packed,
                                   const float *bias, size_t out_channels, float lo, float hi, float *out);
 
+/* A channel scale (depthwise 1x1, clamp to [lo, hi]) that writes bf16: the input of a bf16 head.
+   Channels must be a multiple of 32 (returns -1 otherwise or without AVX512-BF16). */
+int hydra_channel_scale_bf16(const float *in, const float *scale, uint16_t *out, size_t pixels, size_t channels,
+                             float lo, float hi, pthreadpool_t pool);
+void hydra_channel_scale_bf16_reference(const float *in, const float *scale, uint16_t *out, size_t pixels,
+                                        size_t channels, float lo, float hi);
+
+/* A 3x3 head (stride 1, padding 1, few outputs) on a bf16 input with bf16 weights [out][ky][kx][in],
+   f32 sums in VDPBF16PS's order (gemm_bf16.c). Channels must be a multiple of 32 (returns -1
+   otherwise or without AVX512-BF16). */
+int hydra_head3x3_bf16(const uint16_t *in, size_t height, size_t width, size_t channels, const uint16_t *weights,
+                       const float *bias, size_t out_channels, float *out, pthreadpool_t pool);
+void hydra_head3x3_bf16_reference(const uint16_t *in, size_t height, size_t width, size_t channels,
+                                  const uint16_t *weights, const float *bias, size_t out_channels, float *out);
+
 /* Returns the instruction set the dispatcher picks on this CPU ("avx512f", "avx2", "generic"). */
 const char *hydra_kernels_isa(void);
 
