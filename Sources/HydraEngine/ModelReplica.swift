@@ -57,10 +57,10 @@ public final class ModelReplica: @unchecked Sendable {
     public let threads: Int
     public let precision: Precision
     let graph: Graph
-    /// Steps run by a bf16 kernel, with the model's packed weights (shared by replicas).
-    private var bf16Weights: [Int: [UInt16]] = [:]
-    /// Tensors stored as bf16 (the inputs of bf16 heads, written so by their channel scale).
-    private var bf16Tensors: Set<Int> = []
+    /// What runs in bf16 (empty for f32).
+    private let bf16: BF16Plan?
+    private var bf16Weights: [Int: [UInt16]] { bf16?.weights ?? [:] }
+    private var bf16Tensors: Set<Int> { bf16?.tensors ?? [] }
     private let pool: pthreadpool_t
     /// XNNPACK operator for each step that has one (convolutions, adds, resizes).
     private var operators: [xnn_operator_t?]
@@ -92,30 +92,14 @@ public final class ModelReplica: @unchecked Sendable {
         self.threads = max(1, threads)
         self.precision = precision
         graph = model.graph
-        if precision == .bf16 {
-            for (i, step) in graph.steps.enumerated() {
-                switch step {
-                case let .conv(name, _, _):
-                    if let c = model.convs[name], Self.runsInBF16(c) { bf16Weights[i] = model.reducedWeights.bf16(c) }
-                case let .head(name, x, _):
-                    // Its input comes from a channel scale alone, which then writes it in bf16.
-                    let c = model.convs[name]!
-                    let producers = graph.steps.filter { $0.outputs.contains(x) }
-                    if c.inputChannels % 32 == 0, producers.count == 1, case .scale = producers[0],
-                       graph.steps.filter({ $0.inputs.contains(x) }).count == 1 {
-                        bf16Weights[i] = model.reducedWeights.bf16Head(c)
-                        bf16Tensors.insert(x)
-                    }
-                default: break
-                }
-            }
-        }
+        let bf16Plan = precision == .bf16 ? BF16Plan(graph: graph, model: model) : nil
+        bf16 = bf16Plan
         arenaRetainBytes = model.activationBytes(width: ModelReplica.retainReference.width, height: ModelReplica.retainReference.height)
         guard let p = pthreadpool_create(self.threads) else { throw EngineError.xnnpack("cannot create thread pool") }
         pool = p
         operators = Array(repeating: nil, count: graph.steps.count)
         do {
-            for (i, step) in graph.steps.enumerated() where bf16Weights[i] == nil {
+            for (i, step) in graph.steps.enumerated() where bf16Plan?.weights[i] == nil {
                 operators[i] = try Self.makeOperator(step, index: i, model: model)
             }
         } catch {
@@ -146,17 +130,22 @@ public final class ModelReplica: @unchecked Sendable {
     public private(set) var stepSeconds: [(label: String, seconds: Double)] = []
 
     /// What a step is, for profiles: kind, kernel, size and channels.
-    private func label(_ step: Graph.Step, _ plan: Plan) -> String {
+    private func label(_ i: Int, _ step: Graph.Step, _ plan: Plan) -> String {
         func at(_ t: Int) -> String { "\(plan.shapes[t].w)x\(plan.shapes[t].h)x\(graph.channels[t])" }
+        func types(_ x: Int, _ out: Int) -> String {
+            let f = { (t: Int) in self.bf16Tensors.contains(t) ? "bf16" : "f32" }
+            return " (\(f(x)) -> \(f(out)))"
+        }
         switch step {
         case let .conv(name, x, out):
             let c = model.convs[name]!
             let kind = (c.groups > 1 ? "depthwise \(c.kernel)x\(c.kernel)" : "conv \(c.kernel)x\(c.kernel)")
-                + (precision == .bf16 && Self.runsInBF16(c) ? " bf16" : "")
-            return "\(kind)\(c.stride > 1 ? " s\(c.stride)" : "") \(at(x)) -> \(graph.channels[out])"
+                + (bf16Weights[i] != nil ? " bf16" : "")
+            return "\(kind)\(c.stride > 1 ? " s\(c.stride)" : "") \(at(x)) -> \(graph.channels[out])\(bf16 == nil ? "" : types(x, out))"
         case let .stem(_, out): return "stem conv 3x3 s2 on rgb8 \(plan.shapes[graph.input].w)x\(plan.shapes[graph.input].h)x3 -> \(graph.channels[out])"
         case let .depthwise(name, _, x, out):
             return "depthwise 3x3\(model.convs[name]!.stride > 1 ? " s2" : "") \(at(x)) -> \(graph.channels[out]) (own)"
+                + (bf16 == nil ? "" : types(x, out))
         case let .add(a, _, _, _): return "add \(at(a))"
         case let .maxPool5(x, _): return "maxpool5 \(at(x))"
         case let .scale(_, x, out, _): return "channel scale \(at(x))\(bf16Tensors.contains(out) ? " to bf16" : "")"
@@ -166,13 +155,6 @@ public final class ModelReplica: @unchecked Sendable {
             return "head 3x3 \(at(x)) -> \(model.convs[name]!.outputChannels)\(bf16Tensors.contains(x) ? " bf16" : "")"
         case let .resize(x, like, _): return "resize \(at(x)) -> \(plan.shapes[like].w)x\(plan.shapes[like].h)"
         }
-    }
-
-    /// Which convolutions bf16 takes: the dense 1x1 ones with 64 or more inputs. Measured per layer at
-    /// 1226x370, 1 thread (bf16 / f32 time): 0.56-0.93 from 64 inputs up, but 1.1-1.96 with 16-32
-    /// inputs, whose f32 outputs are written faster than the products are formed: those stay on XNNPACK.
-    static func runsInBF16(_ c: FoldedConv) -> Bool {
-        c.kernel == 1 && c.stride == 1 && c.groups == 1 && c.inputChannels >= 64 && c.inputChannels <= 4096
     }
 
     private static func makeOperator(_ step: Graph.Step, index: Int, model: Model) throws -> xnn_operator_t? {
@@ -283,6 +265,9 @@ public final class ModelReplica: @unchecked Sendable {
         return (arena! + plan.offsets[t]).assumingMemoryBound(to: Float.self)
     }
 
+    /// Where a tensor lies, whichever type it is stored in.
+    private func rawPointer(_ plan: Plan, _ t: Int) -> UnsafeMutableRawPointer { arena! + plan.offsets[t] }
+
     private func bf16Pointer(_ plan: Plan, _ t: Int) -> UnsafeMutablePointer<UInt16> {
         precondition(bf16Tensors.contains(t), "tensor \(t) is stored as f32")
         return (arena! + plan.offsets[t]).assumingMemoryBound(to: UInt16.self)
@@ -305,7 +290,7 @@ public final class ModelReplica: @unchecked Sendable {
         }
         let t1 = MonotonicClock.now()
         if profiling, stepSeconds.count != graph.steps.count {
-            stepSeconds = graph.steps.map { (label($0, plan), 0) }
+            stepSeconds = graph.steps.enumerated().map { (label($0.offset, $0.element, plan), 0) }
         }
         for (i, step) in graph.steps.enumerated() {
             let stepStart = profiling ? MonotonicClock.now() : 0
@@ -315,8 +300,9 @@ public final class ModelReplica: @unchecked Sendable {
                 let c = model.convs[name]!
                 let status = bf16Weights[i]!.withUnsafeBufferPointer { w in
                     c.withBias { bias in
-                        hydra_conv1x1_bf16(pointer(plan, x), plan.shapes[x].h * plan.shapes[x].w, c.inputChannels, w.baseAddress,
-                                           bias, c.outputChannels, c.clamp.lo, c.clamp.hi, pointer(plan, out), pool)
+                        hydra_conv1x1_bf16(rawPointer(plan, x), plan.shapes[x].h * plan.shapes[x].w, c.inputChannels, w.baseAddress,
+                                           bias, c.outputChannels, c.clamp.lo, c.clamp.hi, rawPointer(plan, out),
+                                           bf16!.layout(input: x, output: out), pool)
                     }
                 }
                 precondition(status == 0, "the bf16 kernel refused step \(i)")
@@ -330,6 +316,13 @@ public final class ModelReplica: @unchecked Sendable {
                                               c.clamp.lo, c.clamp.hi, pointer(plan, out), pool)
                 }
                 precondition(status == 0, "the stem kernel needs output channels that are a multiple of 16")
+            case let .depthwise(name, weights, x, out) where bf16Tensors.contains(x):
+                let c = model.convs[name]!
+                let status = c.withBias { bias in
+                    hydra_depthwise3x3_bf16(bf16Pointer(plan, x), plan.shapes[x].h, plan.shapes[x].w, c.outputChannels, c.stride,
+                                            weights, bias, c.clamp.lo, c.clamp.hi, bf16Pointer(plan, out), pool)
+                }
+                precondition(status == 0, "the bf16 depthwise kernel refused step \(i)")
             case let .depthwise(name, weights, x, out):
                 let c = model.convs[name]!
                 let status = c.withBias { bias in

@@ -31,8 +31,9 @@ final class BF16KernelTests: XCTestCase {
         XCTAssertEqual(at(0, 2), 0)  // padding outputs are zero
     }
 
-    /// The AVX512-BF16 kernel and the scalar statement of its arithmetic agree bit for bit, at sizes
-    /// that exercise row panels, k tails (odd, not a multiple of 32), output tails and threads.
+    /// The AVX512-BF16 kernel and the scalar statement of its arithmetic agree bit for bit, for each
+    /// layout (f32 or bf16 input and output), at sizes that exercise row panels, k tails (odd, not a
+    /// multiple of 32), output tails (under and over 16) and threads.
     func testKernelEqualsScalarReferenceBitForBit() throws {
         try XCTSkipUnless(hydra_bf16_supported() != 0, "this CPU has no AVX512-BF16")
         var rng = SystemRandomNumberGenerator()
@@ -41,22 +42,48 @@ final class BF16KernelTests: XCTestCase {
             defer { pthreadpool_destroy(pool) }
             for (m, k, n, relu6, withBias) in [(1, 2, 1, false, false), (7, 3, 17, true, true), (9, 32, 32, false, true),
                                                (70, 96, 24, true, true), (129, 33, 40, false, false), (16, 960, 160, false, true),
-                                               (65, 144, 64, true, false), (3, 1, 5, false, true)] {
+                                               (65, 144, 64, true, false), (3, 1, 5, false, true), (20, 32, 16, true, false)] {
                 // Values across magnitudes, with cancellation, so the order of the additions matters.
                 let x = (0..<(m * k)).map { _ in Float.random(in: -4...4, using: &rng) * (Bool.random(using: &rng) ? 1 : 1e-3) }
+                let x16 = x.map { hydra_bf16_from_float($0) }
                 let w = (0..<(n * k)).map { _ in Float.random(in: -0.5...0.5, using: &rng) }
                 let bias = withBias ? (0..<n).map { _ in Float.random(in: -1...1, using: &rng) } : nil
                 var packed = [UInt16](repeating: 0, count: hydra_bf16_packed_elements(k, n))
                 hydra_bf16_pack_weights(w, k, n, &packed)
                 let (lo, hi): (Float, Float) = relu6 ? (0, 6) : (-.infinity, .infinity)
-                var got = [Float](repeating: .nan, count: m * n + 16), want = [Float](repeating: 0, count: m * n)
-                let status = bias.withOptionalPointer { b in hydra_conv1x1_bf16(x, m, k, packed, b, n, lo, hi, &got, pool) }
-                XCTAssertEqual(status, 0)
-                bias.withOptionalPointer { b in hydra_conv1x1_bf16_reference(x, m, k, packed, b, n, lo, hi, &want) }
-                XCTAssertEqual(Array(got.prefix(m * n)).map(\.bitPattern), want.map(\.bitPattern), "\(m)x\(k)x\(n), \(threads) threads")
-                XCTAssertTrue(got.suffix(16).allSatisfy(\.isNaN), "wrote past the end")
+                for layout in [0, HYDRA_BF16_INPUT, HYDRA_BF16_OUTPUT, HYDRA_BF16_INPUT | HYDRA_BF16_OUTPUT].map(Int32.init) {
+                    let size = layout & Int32(HYDRA_BF16_OUTPUT) != 0 ? 2 : 4
+                    var got = [UInt8](repeating: 0xA5, count: m * n * size + 64), want = [UInt8](repeating: 0, count: m * n * size)
+                    let input: [UInt8] = layout & Int32(HYDRA_BF16_INPUT) != 0 ? x16.withUnsafeBytes { Array($0) } : x.withUnsafeBytes { Array($0) }
+                    let status = bias.withOptionalPointer { b in hydra_conv1x1_bf16(input, m, k, packed, b, n, lo, hi, &got, layout, pool) }
+                    XCTAssertEqual(status, 0)
+                    bias.withOptionalPointer { b in hydra_conv1x1_bf16_reference(input, m, k, packed, b, n, lo, hi, &want, layout) }
+                    XCTAssertEqual(Array(got.prefix(m * n * size)), want, "\(m)x\(k)x\(n), layout \(layout), \(threads) threads")
+                    XCTAssertTrue(got.suffix(64).allSatisfy { $0 == 0xA5 }, "wrote past the end")
+                }
             }
         }
+    }
+
+    func testDepthwiseBF16EqualsItsReferenceBitForBit() throws {
+        try XCTSkipUnless(hydra_bf16_supported() != 0, "this CPU has no AVX512-BF16")
+        var rng = SystemRandomNumberGenerator()
+        let pool = pthreadpool_create(2)
+        defer { pthreadpool_destroy(pool) }
+        for (h, w, c, stride) in [(1, 1, 16, 1), (2, 3, 32, 2), (5, 9, 16, 1), (7, 13, 48, 2), (6, 20, 96, 1), (9, 4, 16, 2), (3, 37, 32, 1)] {
+            let x = (0..<(h * w * c)).map { _ in hydra_bf16_from_float(Float.random(in: -1...6, using: &rng)) }
+            let weights = (0..<(9 * c)).map { _ in Float.random(in: -1...1, using: &rng) }
+            let bias = (0..<c).map { _ in Float.random(in: -0.5...0.5, using: &rng) }
+            let (oh, ow) = ((h - 1) / stride + 1, (w - 1) / stride + 1)
+            var got = [UInt16](repeating: 0xFFFF, count: oh * ow * c + 16), want = [UInt16](repeating: 0, count: oh * ow * c)
+            XCTAssertEqual(hydra_depthwise3x3_bf16(x, h, w, c, stride, weights, bias, 0, 6, &got, pool), 0)
+            hydra_depthwise3x3_bf16_reference(x, h, w, c, stride, weights, bias, 0, 6, &want)
+            XCTAssertEqual(Array(got.prefix(oh * ow * c)), want, "\(h)x\(w)x\(c) stride \(stride)")
+            XCTAssertTrue(got.suffix(16).allSatisfy { $0 == 0xFFFF }, "wrote past the end")
+        }
+        var out = [UInt16](repeating: 0, count: 64)
+        XCTAssertEqual(hydra_depthwise3x3_bf16([UInt16](repeating: 0, count: 8), 1, 1, 8, 1, [Float](repeating: 0, count: 72), nil, 0, 6, &out, pool), -1)
+        XCTAssertEqual(hydra_depthwise3x3_bf16([UInt16](repeating: 0, count: 16), 1, 1, 16, 3, [Float](repeating: 0, count: 144), nil, 0, 6, &out, pool), -1)
     }
 
     /// The heads' bf16 path: a channel scale that writes bf16, then the 3x3 head on it, each equal bit
@@ -96,7 +123,7 @@ final class BF16KernelTests: XCTestCase {
         var packed = [UInt16](repeating: 0, count: hydra_bf16_packed_elements(k, n))
         hydra_bf16_pack_weights(w, k, n, &packed)
         var out = [Float](repeating: 0, count: m * n)
-        hydra_conv1x1_bf16_reference(x, m, k, packed, nil, n, -.infinity, .infinity, &out)
+        hydra_conv1x1_bf16_reference(x, m, k, packed, nil, n, -.infinity, .infinity, &out, 0)
         for i in 0..<m { for o in 0..<n {
             var exact = 0.0, magnitude = 0.0
             for j in 0..<k { exact += Double(x[i * k + j]) * Double(w[o * k + j]); magnitude += abs(Double(x[i * k + j]) * Double(w[o * k + j])) }

@@ -78,15 +78,29 @@ size_t hydra_bf16_packed_elements(size_t in_channels, size_t out_channels);
 /* Packs f32 weights [out][in] for hydra_conv1x1_bf16 (once per model; replicas share the result). */
 void hydra_bf16_pack_weights(const float *w, size_t in_channels, size_t out_channels, uint16_t *packed);
 
+/* Layouts of hydra_conv1x1_bf16's input and output: f32 unless these bits say bf16. */
+enum { HYDRA_BF16_INPUT = 1, HYDRA_BF16_OUTPUT = 2 };
+
 /* 1x1 convolution, NHWC: out[p][o] = clamp(bias[o] + sum_i bf16(in[p][i]) * w[o][i], lo, hi), the sum
-   in f32 as VDPBF16PS forms it (gemm_bf16.c says exactly how). bias may be NULL. Returns -1 without
-   AVX512-BF16 or for more than 4096 input channels. */
-int hydra_conv1x1_bf16(const float *in, size_t pixels, size_t in_channels, const uint16_t *packed,
-                       const float *bias, size_t out_channels, float lo, float hi, float *out, pthreadpool_t pool);
+   in f32 as VDPBF16PS forms it (gemm_bf16.c says exactly how); in and out f32 or bf16 (`layout`).
+   bias may be NULL. Returns -1 without AVX512-BF16 or for more than 4096 input channels. */
+int hydra_conv1x1_bf16(const void *in, size_t pixels, size_t in_channels, const uint16_t *packed,
+                       const float *bias, size_t out_channels, float lo, float hi, void *out, int layout,
+                       pthreadpool_t pool);
 
 /* The same arithmetic in scalar code, for tests: bit-identical to hydra_conv1x1_bf16. */
-void hydra_conv1x1_bf16_reference(const float *in, size_t pixels, size_t in_channels, const uint16_t *packed,
-                                  const float *bias, size_t out_channels, float lo, float hi, float *out);
+void hydra_conv1x1_bf16_reference(const void *in, size_t pixels, size_t in_channels, const uint16_t *packed,
+                                  const float *bias, size_t out_channels, float lo, float hi, void *out, int layout);
+
+/* Depthwise 3x3 (padding 1, stride 1 or 2) from bf16 to bf16: each tap a fused multiply-add in f32
+   in the order (ky, kx) from the bias, taps outside the image skipped, then the clamp and rounding
+   to bf16. Weights [ky][kx][channel] f32. Channels a multiple of 16 (returns -1 otherwise, for
+   another stride, or without AVX512-BF16). */
+int hydra_depthwise3x3_bf16(const uint16_t *in, size_t height, size_t width, size_t channels, size_t stride,
+                            const float *weights, const float *bias, float lo, float hi, uint16_t *out,
+                            pthreadpool_t pool);
+void hydra_depthwise3x3_bf16_reference(const uint16_t *in, size_t height, size_t width, size_t channels, size_t stride,
+                                       const float *weights, const float *bias, float lo, float hi, uint16_t *out);
 
 /* A channel scale (depthwise 1x1, clamp to [lo, hi]) that writes bf16: the input of a bf16 head.
    Channels must be a multiple of 32 (returns -1 otherwise or without AVX512-BF16). */

@@ -1,0 +1,76 @@
+import HydraKernels
+
+/// Which steps of the graph run in bf16 and which tensors are stored as bf16, for a `.bf16` replica.
+///
+/// Tensors are bf16 wherever their writer can write bf16 and every reader can read it: the 1x1
+/// convolutions read and write either, the depthwise layers read and write bf16 together, a channel
+/// scale writes bf16 for a head that reads it. Adds, resizes, pools and the first layer stay f32, so
+/// a tensor one of them touches does too. A 1x1 convolution then runs in bf16 when it touches a
+/// bf16 tensor or has 64 or more inputs: measured at 1226x370, 1 thread (bf16 / f32 time), 0.56-0.93
+/// from 64 inputs up with f32 on both sides, but 1.1-1.96 with 16-32 inputs and an f32 output, whose
+/// writing outweighs the products; those stay on XNNPACK unless their output is bf16.
+struct BF16Plan {
+    private(set) var tensors: Set<Int> = []
+    /// Steps run by a bf16 kernel, with the model's packed weights (shared by replicas).
+    private(set) var weights: [Int: [UInt16]] = [:]
+
+    init(graph: Graph, model: Model) {
+        let steps = graph.steps
+        func dense1x1(_ name: String) -> FoldedConv? {
+            guard let c = model.convs[name], c.kernel == 1, c.stride == 1, c.groups == 1, c.inputChannels <= 4096 else { return nil }
+            return c
+        }
+        func headTakingBF16(_ step: Graph.Step) -> Bool {
+            guard case let .head(name, x, _) = step, model.convs[name]!.inputChannels % 32 == 0 else { return false }
+            return steps.filter { $0.outputs.contains(x) }.allSatisfy { if case .scale = $0 { return true } else { return false } }
+        }
+        func canWrite(_ step: Graph.Step) -> Bool {
+            switch step {
+            case let .conv(name, _, _): return dense1x1(name) != nil
+            case .depthwise: return true
+            case let .scale(_, _, out, _): return steps.contains { headTakingBF16($0) && $0.inputs == [out] }
+            default: return false
+            }
+        }
+        func canRead(_ step: Graph.Step) -> Bool {
+            switch step {
+            case let .conv(name, _, _): return dense1x1(name) != nil
+            case .depthwise: return true
+            case .head: return headTakingBF16(step)
+            default: return false
+            }
+        }
+        let outputs = Set([graph.segmentation, graph.depth] + (graph.normals.map { [$0] } ?? []))
+        var bf16 = Set(graph.channels.indices.filter { t in
+            let writers = steps.filter { $0.outputs.contains(t) }, readers = steps.filter { $0.inputs.contains(t) }
+            return !outputs.contains(t) && !writers.isEmpty && writers.allSatisfy(canWrite) && readers.allSatisfy(canRead)
+        })
+        // A depthwise layer reads and writes bf16 together: drop pairs until none is split.
+        var changed = true
+        while changed {
+            changed = false
+            for case let .depthwise(_, _, x, out) in steps where bf16.contains(x) != bf16.contains(out) {
+                bf16.remove(x)
+                bf16.remove(out)
+                changed = true
+            }
+        }
+        tensors = bf16
+        for (i, step) in steps.enumerated() {
+            switch step {
+            case let .conv(name, x, out):
+                if let c = dense1x1(name), bf16.contains(x) || bf16.contains(out) || c.inputChannels >= 64 {
+                    weights[i] = model.reducedWeights.bf16(c)
+                }
+            case let .head(name, x, _) where bf16.contains(x):
+                weights[i] = model.reducedWeights.bf16Head(model.convs[name]!)
+            default: break
+            }
+        }
+    }
+
+    /// `hydra_conv1x1_bf16`'s layout flags for a step's input and output.
+    func layout(input: Int, output: Int) -> Int32 {
+        Int32((tensors.contains(input) ? HYDRA_BF16_INPUT : 0) | (tensors.contains(output) ? HYDRA_BF16_OUTPUT : 0))
+    }
+}
