@@ -4,8 +4,8 @@ import HydraKernels
 ///
 /// Tensors are bf16 wherever their writer can write bf16 and every reader can read it: the 1x1
 /// convolutions read and write either, the depthwise layers read and write bf16 together, a channel
-/// scale writes bf16 for a head that reads it. Adds, resizes, pools and the first layer stay f32, so
-/// a tensor one of them touches does too. A 1x1 convolution then runs in bf16 when it touches a
+/// scale writes bf16 for a head that reads it, the first layer writes either. Adds, resizes and
+/// pools stay f32, so a tensor one of them touches does too. A 1x1 convolution then runs in bf16 when it touches a
 /// bf16 tensor or has 64 or more inputs: measured at 1226x370, 1 thread (bf16 / f32 time), 0.56-0.93
 /// from 64 inputs up with f32 on both sides, but 1.1-1.96 with 16-32 inputs and an f32 output, whose
 /// writing outweighs the products; those stay on XNNPACK unless their output is bf16.
@@ -27,7 +27,7 @@ struct BF16Plan {
         func canWrite(_ step: Graph.Step) -> Bool {
             switch step {
             case let .conv(name, _, _): return dense1x1(name) != nil
-            case .depthwise: return true
+            case .depthwise, .stem: return true
             case let .scale(_, _, out, _): return steps.contains { headTakingBF16($0) && $0.inputs == [out] }
             default: return false
             }

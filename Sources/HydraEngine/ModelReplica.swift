@@ -142,7 +142,9 @@ public final class ModelReplica: @unchecked Sendable {
             let kind = (c.groups > 1 ? "depthwise \(c.kernel)x\(c.kernel)" : "conv \(c.kernel)x\(c.kernel)")
                 + (bf16Weights[i] != nil ? " bf16" : "")
             return "\(kind)\(c.stride > 1 ? " s\(c.stride)" : "") \(at(x)) -> \(graph.channels[out])\(bf16 == nil ? "" : types(x, out))"
-        case let .stem(_, out): return "stem conv 3x3 s2 on rgb8 \(plan.shapes[graph.input].w)x\(plan.shapes[graph.input].h)x3 -> \(graph.channels[out])"
+        case let .stem(_, out):
+            return "stem conv 3x3 s2 on rgb8 \(plan.shapes[graph.input].w)x\(plan.shapes[graph.input].h)x3 -> \(graph.channels[out])"
+                + (bf16Tensors.contains(out) ? " (to bf16)" : "")
         case let .depthwise(name, _, x, out):
             return "depthwise 3x3\(model.convs[name]!.stride > 1 ? " s2" : "") \(at(x)) -> \(graph.channels[out]) (own)"
                 + (bf16 == nil ? "" : types(x, out))
@@ -312,8 +314,11 @@ public final class ModelReplica: @unchecked Sendable {
             case let .stem(weights, out):
                 let c = model.convs["layer1"]!
                 let status = c.withBias { bias in
-                    hydra_stem_conv3x3s2_rgb8(rgb.baseAddress, height, width, Self.mean, Self.std, weights, bias, c.outputChannels,
-                                              c.clamp.lo, c.clamp.hi, pointer(plan, out), pool)
+                    bf16Tensors.contains(out)
+                        ? hydra_stem_conv3x3s2_rgb8_bf16(rgb.baseAddress, height, width, Self.mean, Self.std, weights, bias,
+                                                         c.outputChannels, c.clamp.lo, c.clamp.hi, bf16Pointer(plan, out), pool)
+                        : hydra_stem_conv3x3s2_rgb8(rgb.baseAddress, height, width, Self.mean, Self.std, weights, bias,
+                                                    c.outputChannels, c.clamp.lo, c.clamp.hi, pointer(plan, out), pool)
                 }
                 precondition(status == 0, "the stem kernel needs output channels that are a multiple of 16")
             case let .depthwise(name, weights, x, out) where bf16Tensors.contains(x):

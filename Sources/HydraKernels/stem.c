@@ -13,10 +13,37 @@ typedef struct {
     const uint8_t *rgb;
     const float *w, *b;
     float *out;
+    /* When set, the output goes here as bf16 instead (for a bf16 replica's first 1x1 layer). */
+    uint16_t *out16;
     size_t h, wd, ow, oc;
     float lo, hi;
     float lut[3][256];
 } stem_ctx;
+
+typedef uint32_t u32x16 __attribute__((vector_size(64)));
+typedef uint16_t u16x16 __attribute__((vector_size(32)));
+
+/* 16 floats to bf16, as hydra_bf16_from_float rounds (nearest even, denormals to signed zero,
+   NaN quiet), in plain vector code so that every clone computes the same bits. Vectors go by
+   address: vector-typed arguments would change the ABI between clones (vec.h). */
+static inline __attribute__((always_inline)) void store_bf16(uint16_t *dst, const v16 *v) {
+    u32x16 u;
+    memcpy(&u, v, sizeof u);
+    const u32x16 rounded = (u + 0x7FFFu + ((u >> 16) & 1u)) >> 16;
+    const u32x16 nan = (u32x16)((u & 0x7FFFFFFFu) > 0x7F800000u), tiny = (u32x16)((u & 0x7F800000u) == 0);
+    u32x16 r = (nan & ((u >> 16) | 0x40u)) | (~nan & rounded);
+    r = (tiny & ((u >> 16) & 0x8000u)) | (~tiny & r);
+    const u16x16 h = __builtin_convertvector(r, u16x16);
+    memcpy(dst, &h, sizeof h);
+}
+
+static inline __attribute__((always_inline)) void store_out(const stem_ctx *k, size_t at, const v16 *v) {
+    if (k->out16) {
+        store_bf16(k->out16 + at, v);
+    } else {
+        memcpy(k->out + at, v, sizeof *v);
+    }
+}
 
 /* One output row. The tile's three input rows are normalised into a small buffer (zeros where the
    3x3 window hangs over the border, as the reference pads the normalised image); then per block of
@@ -48,7 +75,7 @@ static void stem_row(void *vctx, size_t oy) {
             if (k->b) LOAD16(bias, k->b + o0);
             lo += k->lo;
             hi += k->hi;
-            float *dst = k->out + (oy * k->ow + x0) * k->oc + o0;
+            const size_t dst = (oy * k->ow + x0) * k->oc + o0;
             /* Four pixels at a time: four independent FMA chains hide the FMA latency. */
             size_t p = 0;
             for (; p + 4 <= n; p += 4) {
@@ -66,10 +93,10 @@ static void stem_row(void *vctx, size_t oy) {
                 a1 = VCLAMP(a1, lo, hi);
                 a2 = VCLAMP(a2, lo, hi);
                 a3 = VCLAMP(a3, lo, hi);
-                memcpy(dst + p * k->oc, &a0, sizeof a0);
-                memcpy(dst + (p + 1) * k->oc, &a1, sizeof a1);
-                memcpy(dst + (p + 2) * k->oc, &a2, sizeof a2);
-                memcpy(dst + (p + 3) * k->oc, &a3, sizeof a3);
+                store_out(k, dst + p * k->oc, &a0);
+                store_out(k, dst + (p + 1) * k->oc, &a1);
+                store_out(k, dst + (p + 2) * k->oc, &a2);
+                store_out(k, dst + (p + 3) * k->oc, &a3);
             }
             for (; p < n; p++) {
                 v16 acc = bias;
@@ -77,19 +104,31 @@ static void stem_row(void *vctx, size_t oy) {
                     for (int kx = 0; kx < 3; kx++)
                         for (int c = 0; c < 3; c++) acc += in[ky][2 * p + kx][c] * wt[(ky * 3 + kx) * 3 + c];
                 acc = VCLAMP(acc, lo, hi);
-                memcpy(dst + p * k->oc, &acc, sizeof acc);
+                store_out(k, dst + p * k->oc, &acc);
             }
         }
     }
 }
 
-int hydra_stem_conv3x3s2_rgb8(const uint8_t *rgb, size_t height, size_t width, const float mean[3],
-                              const float std[3], const float *weights, const float *bias,
-                              size_t out_channels, float lo, float hi, float *out, pthreadpool_t pool) {
+static int stem(const uint8_t *rgb, size_t height, size_t width, const float mean[3], const float std[3],
+                const float *weights, const float *bias, size_t out_channels, float lo, float hi, float *out,
+                uint16_t *out16, pthreadpool_t pool) {
     if (out_channels == 0 || out_channels % 16 != 0 || height == 0 || width == 0) return -1;
-    stem_ctx k = { rgb, weights, bias, out, height, width, (width + 1) / 2, out_channels, lo, hi, {{0}} };
+    stem_ctx k = { rgb, weights, bias, out, out16, height, width, (width + 1) / 2, out_channels, lo, hi, {{0}} };
     for (int c = 0; c < 3; c++) /* the reference's arithmetic, as in hydra_preprocess_rgb8 */
         for (int v = 0; v < 256; v++) k.lut[c][v] = ((float)v / 255.0f - mean[c]) / std[c];
     hydra_parallelize_1d(pool, stem_row, &k, (height + 1) / 2);
     return 0;
+}
+
+int hydra_stem_conv3x3s2_rgb8(const uint8_t *rgb, size_t height, size_t width, const float mean[3],
+                              const float std[3], const float *weights, const float *bias,
+                              size_t out_channels, float lo, float hi, float *out, pthreadpool_t pool) {
+    return stem(rgb, height, width, mean, std, weights, bias, out_channels, lo, hi, out, NULL, pool);
+}
+
+int hydra_stem_conv3x3s2_rgb8_bf16(const uint8_t *rgb, size_t height, size_t width, const float mean[3],
+                                   const float std[3], const float *weights, const float *bias,
+                                   size_t out_channels, float lo, float hi, uint16_t *out, pthreadpool_t pool) {
+    return stem(rgb, height, width, mean, std, weights, bias, out_channels, lo, hi, NULL, out, pool);
 }

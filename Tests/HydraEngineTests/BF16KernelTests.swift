@@ -113,6 +113,25 @@ final class BF16KernelTests: XCTestCase {
         XCTAssertEqual(hydra_head3x3_bf16([UInt16](repeating: 0, count: 16), 1, 1, 16, [UInt16](repeating: 0, count: 144), nil, 1, &out, pool), -1)
     }
 
+    /// The first layer's bf16 output is exactly its f32 output rounded (the same sums, then the conversion).
+    func testStemToBF16IsTheF32StemRounded() throws {
+        var rng = SystemRandomNumberGenerator()
+        let pool = pthreadpool_create(2)
+        defer { pthreadpool_destroy(pool) }
+        let mean: [Float] = [0.485, 0.456, 0.406], std: [Float] = [0.229, 0.224, 0.225]
+        for (h, w) in [(1, 1), (5, 9), (33, 70)] {
+            let rgb = (0..<(h * w * 3)).map { _ in UInt8.random(in: 0...255, using: &rng) }
+            let weights = (0..<(27 * 32)).map { _ in Float.random(in: -1...1, using: &rng) }
+            let bias = (0..<32).map { _ in Float.random(in: -1...1, using: &rng) }
+            let n = ((h + 1) / 2) * ((w + 1) / 2) * 32
+            var f32 = [Float](repeating: 0, count: n), bf16 = [UInt16](repeating: 0xFFFF, count: n + 16)
+            XCTAssertEqual(hydra_stem_conv3x3s2_rgb8(rgb, h, w, mean, std, weights, bias, 32, 0, 6, &f32, pool), 0)
+            XCTAssertEqual(hydra_stem_conv3x3s2_rgb8_bf16(rgb, h, w, mean, std, weights, bias, 32, 0, 6, &bf16, pool), 0)
+            XCTAssertEqual(Array(bf16.prefix(n)), f32.map { hydra_bf16_from_float($0) }, "\(h)x\(w)")
+            XCTAssertTrue(bf16.suffix(16).allSatisfy { $0 == 0xFFFF }, "wrote past the end")
+        }
+    }
+
     /// bf16 is within its rounding of the f32 product: each input and weight carries a relative
     /// error of at most 2^-9.
     func testReferenceIsCloseToF32() {

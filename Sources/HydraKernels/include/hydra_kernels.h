@@ -22,6 +22,12 @@ int hydra_stem_conv3x3s2_rgb8(const uint8_t *rgb, size_t height, size_t width, c
                               const float std[3], const float *weights, const float *bias,
                               size_t out_channels, float lo, float hi, float *out, pthreadpool_t pool);
 
+/* The same first layer with its output rounded to bf16 (nearest even, as hydra_bf16_from_float):
+   the same f32 sums, so the result is exactly hydra_bf16_from_float of hydra_stem_conv3x3s2_rgb8's. */
+int hydra_stem_conv3x3s2_rgb8_bf16(const uint8_t *rgb, size_t height, size_t width, const float mean[3],
+                                   const float std[3], const float *weights, const float *bias,
+                                   size_t out_channels, float lo, float hi, uint16_t *out, pthreadpool_t pool);
+
 /* Depthwise 3x3 convolution, padding 1, stride 1 or 2, bias (may be NULL), clamp to [lo, hi].
    weights: [ky][kx][channel], 9 x channels; out: ((height - 1) / stride + 1) x ((width - 1) / stride + 1)
    x channels. Channels must be a multiple of 16 (returns -1 otherwise, or for another stride).
