@@ -264,7 +264,7 @@ public final class ModelReplica: @unchecked Sendable {
 
     private func pointer(_ plan: Plan, _ t: Int) -> UnsafeMutablePointer<Float> {
         precondition(!bf16Tensors.contains(t), "tensor \(t) is stored as bf16")
-        return (arena! + plan.offsets[t]).assumingMemoryBound(to: Float.self)
+        return rawPointer(plan, t).assumingMemoryBound(to: Float.self)
     }
 
     /// Where a tensor lies, whichever type it is stored in.
@@ -272,7 +272,7 @@ public final class ModelReplica: @unchecked Sendable {
 
     private func bf16Pointer(_ plan: Plan, _ t: Int) -> UnsafeMutablePointer<UInt16> {
         precondition(bf16Tensors.contains(t), "tensor \(t) is stored as f32")
-        return (arena! + plan.offsets[t]).assumingMemoryBound(to: UInt16.self)
+        return rawPointer(plan, t).assumingMemoryBound(to: UInt16.self)
     }
 
     /// ImageNet normalisation, as the reference applies it.

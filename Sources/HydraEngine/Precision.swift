@@ -29,29 +29,24 @@ final class ReducedPrecisionWeights: @unchecked Sendable {
 
     /// The 1x1 convolution's weights in `hydra_conv1x1_bf16`'s layout.
     func bf16(_ c: FoldedConv) -> [UInt16] {
-        lock.lock()
-        defer { lock.unlock() }
-        if let packed = bf16[c.name] { return packed }
-        var packed = [UInt16](repeating: 0, count: hydra_bf16_packed_elements(c.inputChannels, c.outputChannels))
-        packed.withUnsafeMutableBufferPointer { hydra_bf16_pack_weights(c.weights, c.inputChannels, c.outputChannels, $0.baseAddress) }
-        bf16[c.name] = packed
-        return packed
+        cached(c.name) {
+            var packed = [UInt16](repeating: 0, count: hydra_bf16_packed_elements(c.inputChannels, c.outputChannels))
+            packed.withUnsafeMutableBufferPointer { hydra_bf16_pack_weights(c.weights, c.inputChannels, c.outputChannels, $0.baseAddress) }
+            return packed
+        }
     }
 
     /// A 3x3 head's weights ([out][ky][kx][in], as XNNPACK orders them) rounded to bf16.
     func bf16Head(_ c: FoldedConv) -> [UInt16] {
-        lock.lock()
-        defer { lock.unlock() }
-        if let packed = bf16[c.name] { return packed }
-        let packed = c.weights.map { hydra_bf16_from_float($0) }
-        bf16[c.name] = packed
-        return packed
+        cached(c.name) { c.weights.map { hydra_bf16_from_float($0) } }
     }
 
-    /// Bytes held (for memory reports).
-    var bytes: Int {
+    private func cached(_ name: String, _ make: () -> [UInt16]) -> [UInt16] {
         lock.lock()
         defer { lock.unlock() }
-        return bf16.values.reduce(0) { $0 + $1.count * 2 }
+        if let packed = bf16[name] { return packed }
+        let packed = make()
+        bf16[name] = packed
+        return packed
     }
 }

@@ -281,6 +281,12 @@ public final class HydraService: RequestHandler {
         return object
     }
 
+    /// A compressed body is inflated by the worker, at most to the body limit.
+    private func takeCoding(of r: HTTPRequest, into job: Job) throws {
+        job.contentCoding = try ContentCoding.of(contentEncoding: r.header("Content-Encoding"))
+        job.maxBodyBytes = config.maxBodyBytes
+    }
+
     private func controlJob(connectionID: UInt64, requestID: String) -> Job {
         Job(connectionID: connectionID, requestID: requestID, body: [], contentType: "", accept: nil,
             parameters: PredictParameters(timeoutMs: config.defaultTimeoutMs), kind: .control)
@@ -321,11 +327,11 @@ public final class HydraService: RequestHandler {
                 _ = try pool(name, version: version)
                 return .respond(.json(server.draining ? 503 : 200, ["name": name, "ready": !server.draining]))
             case .repositoryIndex:
-                let body = try controlBody(r, allowed: ["ready"])
-                guard body["ready"] == nil || InferRequest.boolean(body["ready"]!) != nil else {
-                    throw Problem(400, "ready must be true or false")
+                var readyOnly = false
+                if let value = try controlBody(r, allowed: ["ready"])["ready"] {
+                    guard let b = InferRequest.boolean(value) else { throw Problem(400, "ready must be true or false") }
+                    readyOnly = b
                 }
-                let readyOnly = body["ready"].flatMap { InferRequest.boolean($0) } ?? false
                 return .respond(.json(200, repository.index(readyOnly: readyOnly)))
             case let .repositoryLoad(name):
                 let parameters = try controlBody(r, allowed: ["parameters"])["parameters"] as? [String: Any] ?? [:]
@@ -339,6 +345,7 @@ public final class HydraService: RequestHandler {
                 try repository.load(name, job: job)
                 logger.info("loading model", metadata: ["model": "\(name)", "request_id": "\(requestID)"])
                 inFlight += 1
+                refreshGauges()
                 return .pending(job)
             case let .repositoryUnload(name):
                 let parameters = try controlBody(r, allowed: ["parameters"])["parameters"] as? [String: Any] ?? [:]
@@ -373,8 +380,7 @@ public final class HydraService: RequestHandler {
                 // The JSON is read by the worker: a large one must not hold the loop.
                 let job = Job(connectionID: connectionID, requestID: requestID, body: r.body, contentType: "", accept: nil,
                               parameters: params, kind: .infer(headerLength: try inferenceHeaderLength(r)))
-                job.contentCoding = try ContentCoding.of(contentEncoding: r.header("Content-Encoding"))
-                job.maxBodyBytes = config.maxBodyBytes
+                try takeCoding(of: r, into: job)
                 job.responseCoding = ContentCoding.preferred(acceptEncoding: r.header("Accept-Encoding"))
                 guard pool.submit(job) else { throw overloaded(pool) }
                 inFlight += 1
@@ -386,8 +392,7 @@ public final class HydraService: RequestHandler {
                 let params = try PredictParameters(query: r.queryParameters(), model: pool.model, defaultTimeoutMs: config.defaultTimeoutMs)
                 let job = Job(connectionID: connectionID, requestID: requestID, body: r.body,
                               contentType: r.header("Content-Type") ?? "", accept: r.header("Accept"), parameters: params)
-                job.contentCoding = try ContentCoding.of(contentEncoding: r.header("Content-Encoding"))
-                job.maxBodyBytes = config.maxBodyBytes
+                try takeCoding(of: r, into: job)
                 guard pool.submit(job) else { throw overloaded(pool) }
                 inFlight += 1
                 refreshGauges()
