@@ -6,7 +6,7 @@ PYTHON := $(VENV)/bin/python
 HYDRA := .build/release/hydra
 THREADS ?= $(shell nproc)
 
-.PHONY: setup build demo serve test test-swift test-reference test-service bench memory png overhead protocol loadtest soak fuzz container container-smoke test-asan test-tsan train train-smoke clean
+.PHONY: setup build demo serve test test-swift test-reference test-service bench memory png overhead protocol loadtest soak fuzz container container-smoke test-asan test-tsan train train-smoke calibrate clean
 
 setup: $(VENV)/.installed
 
@@ -117,6 +117,14 @@ train: build
 	/usr/bin/python3 training/calibrate_depth.py out/model.ckpt out/model-fullres.ckpt --train-width 621 --target-width 1242
 	$(HYDRA) convert out/model-fullres.ckpt Sources/HydraEngine/Resources/default.safetensors --preset kitti \
 		--description "trained by the project on its own generated street scenes (training/), depth head calibrated to full-resolution KITTI"
+
+# int8 calibration of the built-in model: 12 generated full-size scenes (seeds apart from training's
+# and from the held-out evaluation's), written beside the weights (see docs/PRECISION.md).
+CALIB_DATA ?= out/calib
+calibrate: build
+	/usr/bin/python3 training/scenes.py --out $(CALIB_DATA) --count 12 --start 700000 --width 1242 --height 375
+	$(HYDRA) calibrate --images $(CALIB_DATA) --calibration-out Sources/HydraEngine/Resources/default.int8.json \
+		--report benchmarks/int8-sensitivity.json
 
 # A tiny generate + train run, so the scripts stay working (part of `make test`).
 train-smoke:

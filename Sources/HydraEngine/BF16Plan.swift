@@ -14,10 +14,11 @@ struct BF16Plan {
     /// Steps run by a bf16 kernel, with the model's packed weights (shared by replicas).
     private(set) var weights: [Int: [UInt16]] = [:]
 
-    init(graph: Graph, model: Model) {
+    /// `int8Steps`: 1x1 convolutions an int8 replica runs in int8 (they need no bf16 weights).
+    init(graph: Graph, model: Model, int8Steps: Set<Int> = []) {
         let steps = graph.steps
         func dense1x1(_ name: String) -> FoldedConv? {
-            guard let c = model.convs[name], c.kernel == 1, c.stride == 1, c.groups == 1, c.inputChannels <= 4096 else { return nil }
+            guard let c = model.convs[name], c.isDense1x1 else { return nil }
             return c
         }
         func headTakingBF16(_ step: Graph.Step) -> Bool {
@@ -58,7 +59,7 @@ struct BF16Plan {
         tensors = bf16
         for (i, step) in steps.enumerated() {
             switch step {
-            case let .conv(name, x, out):
+            case let .conv(name, x, out) where !int8Steps.contains(i):
                 if let c = dense1x1(name), bf16.contains(x) || bf16.contains(out) || c.inputChannels >= 64 {
                     weights[i] = model.reducedWeights.bf16(c)
                 }

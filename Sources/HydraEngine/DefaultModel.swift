@@ -24,10 +24,20 @@ public enum DefaultModel {
         return nil
     }
 
-    /// The built-in model: the shipped trained weights, else the generated untrained ones.
+    /// The int8 calibration shipped beside the weights (`hydra calibrate --calibration-out`): kept
+    /// apart so that recalibrating changes a small file, not the 12 MB of weights.
+    public static let calibrationName = "default.int8.json"
+
+    /// The built-in model: the shipped trained weights (with their calibration), else the generated untrained ones.
     public static func load() throws -> Model {
-        if let path = shippedPath { return try Model(safetensors: SafeTensorsFile(path: path)) }
-        return try untrained()
+        guard let path = shippedPath else { return try untrained() }
+        let file = try SafeTensorsFile(path: path)
+        var metadata = file.metadata
+        let sidecar = URL(fileURLWithPath: path).deletingLastPathComponent().appendingPathComponent(calibrationName)
+        if metadata["int8"] == nil, let data = FileManager.default.contents(atPath: sidecar.path) {
+            metadata["int8"] = String(decoding: data, as: UTF8.self)
+        }
+        return try Model(safetensors: file, metadata: metadata)
     }
 
     public static let seed: UInt64 = 0x4859_4452_4120_0001

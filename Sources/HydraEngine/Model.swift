@@ -147,13 +147,26 @@ public final class Model: Sendable {
         graph = Graph(layers: ModelLayers(convs: convs, scales: scales, hasNormals: arch.hasNormals))
     }
 
-    /// Loads a safetensors file written by `hydra convert` (or any file with the official names).
-    public convenience init(safetensors file: SafeTensorsFile) throws {
+    /// The same weights with other metadata (a calibration added): shares the folded layers and
+    /// the graph, not the packed caches.
+    public init(_ model: Model, info: ModelInfo) throws {
+        try info.validate()
+        architecture = model.architecture
+        self.info = info
+        convs = model.convs
+        scales = model.scales
+        graph = model.graph
+    }
+
+    /// Loads a safetensors file written by `hydra convert` (or any file with the official names);
+    /// `metadata`, when given, is read instead of the file's.
+    public convenience init(safetensors file: SafeTensorsFile, metadata: [String: String]? = nil) throws {
         let shapes = file.parameterShapes
         let arch = try Architecture.infer(shapes: shapes)
         let fallback = Preset.forClassCount(arch.numClasses) ?? .kitti
-        var info = try ModelInfo(metadata: file.metadata, fallbackPreset: fallback)
-        if file.metadata["classes"] == nil, Preset.forClassCount(arch.numClasses) == nil {
+        let metadata = metadata ?? file.metadata
+        var info = try ModelInfo(metadata: metadata, fallbackPreset: fallback)
+        if metadata["classes"] == nil, Preset.forClassCount(arch.numClasses) == nil {
             info.classNames = (0..<arch.numClasses).map { "class \($0)" }
             info.colours = (0..<arch.numClasses).map { Preset.vocColour($0 + 1) }
         }

@@ -57,8 +57,9 @@ public final class ModelReplica: @unchecked Sendable {
     public let threads: Int
     public let precision: Precision
     let graph: Graph
-    /// What runs in bf16 (empty for f32).
+    /// What runs in bf16 (nil for f32), and in int8 (nil unless int8).
     private let bf16: BF16Plan?
+    private let int8: Int8Plan?
     private var bf16Weights: [Int: [UInt16]] { bf16?.weights ?? [:] }
     private var bf16Tensors: Set<Int> { bf16?.tensors ?? [] }
     private let pool: pthreadpool_t
@@ -82,8 +83,15 @@ public final class ModelReplica: @unchecked Sendable {
     }
 
     /// Packs the model's weights for this replica (a few milliseconds) with `threads` threads.
-    /// Throws `EngineError.unsupported` when this CPU cannot run `precision`.
-    public init(model: Model, threads: Int = 1, precision: Precision = .f32) throws {
+    /// Throws `EngineError.unsupported` when this CPU cannot run `precision`, or for int8 when the
+    /// model has no calibration.
+    public convenience init(model: Model, threads: Int = 1, precision: Precision = .f32) throws {
+        try self.init(model: model, threads: threads, precision: precision, int8Layers: nil)
+    }
+
+    /// `int8Layers`: for int8, the 1x1 layers to run in int8 instead of the calibration's choice
+    /// (per-layer sensitivity, `Calibration`).
+    init(model: Model, threads: Int, precision: Precision, int8Layers: Set<String>?) throws {
         guard XNNPACKRuntime.status == xnn_status_success else {
             throw EngineError.xnnpack("xnn_initialize failed (status \(XNNPACKRuntime.status.rawValue)); the CPU may lack SSE4.1")
         }
@@ -92,14 +100,23 @@ public final class ModelReplica: @unchecked Sendable {
         self.threads = max(1, threads)
         self.precision = precision
         graph = model.graph
-        let bf16Plan = precision == .bf16 ? BF16Plan(graph: graph, model: model) : nil
+        var int8Plan: Int8Plan?
+        if precision == .int8 {
+            guard let calibration = model.info.int8 else {
+                throw EngineError.unsupported("--precision int8: this model has no int8 calibration; make one with "
+                    + "`hydra calibrate --model IN.safetensors --images DIR --out OUT.safetensors` and serve OUT")
+            }
+            int8Plan = Int8Plan(graph: graph, model: model, calibration: calibration, layers: int8Layers)
+        }
+        int8 = int8Plan
+        let bf16Plan = precision == .f32 ? nil : BF16Plan(graph: graph, model: model, int8Steps: Set(int8Plan.map { Array($0.steps.keys) } ?? []))
         bf16 = bf16Plan
         arenaRetainBytes = model.activationBytes(width: ModelReplica.retainReference.width, height: ModelReplica.retainReference.height)
         guard let p = pthreadpool_create(self.threads) else { throw EngineError.xnnpack("cannot create thread pool") }
         pool = p
         operators = Array(repeating: nil, count: graph.steps.count)
         do {
-            for (i, step) in graph.steps.enumerated() where bf16Plan?.weights[i] == nil {
+            for (i, step) in graph.steps.enumerated() where bf16Plan?.weights[i] == nil && int8Plan?.steps[i] == nil {
                 operators[i] = try Self.makeOperator(step, index: i, model: model)
             }
         } catch {
@@ -124,6 +141,9 @@ public final class ModelReplica: @unchecked Sendable {
     /// Bytes of activation memory planned for the last input size.
     public var activationBytes: Int { plan?.bytes ?? 0 }
 
+    /// Called with each 1x1 convolution's f32 input before it runs (calibration; f32 replicas only).
+    var observeConvInput: ((String, UnsafeBufferPointer<Float>) -> Void)?
+
     /// When true, `run` adds each step's wall time to `stepSeconds` (for `hydra bench --profile`).
     public var profiling = false
     /// Seconds per graph step summed over the profiled runs, with a label saying what the step is.
@@ -140,7 +160,7 @@ public final class ModelReplica: @unchecked Sendable {
         case let .conv(name, x, out):
             let c = model.convs[name]!
             let kind = (c.groups > 1 ? "depthwise \(c.kernel)x\(c.kernel)" : "conv \(c.kernel)x\(c.kernel)")
-                + (bf16Weights[i] != nil ? " bf16" : "")
+                + (int8?.steps[i] != nil ? " int8" : bf16Weights[i] != nil ? " bf16" : "")
             return "\(kind)\(c.stride > 1 ? " s\(c.stride)" : "") \(at(x)) -> \(graph.channels[out])\(bf16 == nil ? "" : types(x, out))"
         case let .stem(_, out):
             return "stem conv 3x3 s2 on rgb8 \(plan.shapes[graph.input].w)x\(plan.shapes[graph.input].h)x3 -> \(graph.channels[out])"
@@ -213,7 +233,7 @@ public final class ModelReplica: @unchecked Sendable {
         for (i, step) in graph.steps.enumerated() {
             let status: xnn_status
             switch step {
-            case .conv where bf16Weights[i] != nil:
+            case .conv where bf16Weights[i] != nil || int8?.steps[i] != nil:
                 continue
             case let .conv(_, x, out):
                 status = xnn_setup_convolution2d_nhwc_f32(operators[i], 1, shapes[x].h, shapes[x].w,
@@ -297,7 +317,20 @@ public final class ModelReplica: @unchecked Sendable {
         for (i, step) in graph.steps.enumerated() {
             let stepStart = profiling ? MonotonicClock.now() : 0
             defer { if profiling { stepSeconds[i].seconds += MonotonicClock.now() - stepStart } }
+            if let observeConvInput, case let .conv(name, x, _) = step, model.convs[name]!.isDense1x1 {
+                observeConvInput(name, UnsafeBufferPointer(start: pointer(plan, x), count: plan.shapes[x].h * plan.shapes[x].w * graph.channels[x]))
+            }
             switch step {
+            case let .conv(name, x, out) where int8?.steps[i] != nil:
+                let c = model.convs[name]!, q = int8!.steps[i]!
+                let status = q.weights.packed.withUnsafeBufferPointer { w in
+                    c.withBias { bias in
+                        hydra_conv1x1_int8(rawPointer(plan, x), plan.shapes[x].h * plan.shapes[x].w, c.inputChannels, q.scale, q.zero,
+                                           w.baseAddress, q.weights.scales, q.weights.columnSums, bias, c.outputChannels, c.clamp.lo,
+                                           c.clamp.hi, rawPointer(plan, out), bf16!.layout(input: x, output: out), pool)
+                    }
+                }
+                precondition(status == 0, "the int8 kernel refused step \(i)")
             case let .conv(name, x, out) where bf16Weights[i] != nil:
                 let c = model.convs[name]!
                 let status = bf16Weights[i]!.withUnsafeBufferPointer { w in

@@ -2,10 +2,12 @@ import Foundation
 import HydraKernels
 
 /// The arithmetic a replica runs the network in. f32 is exact against the reference network;
-/// bf16 runs the 1x1 convolutions (most of the work) with bfloat16 inputs and weights and f32
-/// accumulation on AVX512-BF16, everything else in f32.
+/// bf16 runs the 1x1 convolutions (most of the work), the depthwise layers and the heads with
+/// bfloat16 values and f32 sums on AVX512-BF16 (`BF16Plan`); int8 runs the 1x1 convolutions with
+/// u8 inputs and s8 weights on AVX512-VNNI and the rest as bf16 does (`Int8Plan`), which needs the
+/// model's calibration (`hydra calibrate`).
 public enum Precision: String, CaseIterable, Sendable, LosslessStringConvertible {
-    case f32, bf16
+    case f32, bf16, int8
 
     public var description: String { rawValue }
     public init?(_ description: String) { self.init(rawValue: description.lowercased()) }
@@ -17,6 +19,13 @@ public enum Precision: String, CaseIterable, Sendable, LosslessStringConvertible
         case .bf16:
             return hydra_bf16_supported() != 0 ? nil
                 : "this CPU has no AVX512-BF16 instructions (avx512_bf16 in /proc/cpuinfo); use --precision f32"
+        case .int8:
+            // The layers int8 leaves out run in bf16, so both are needed (Zen 4, Sapphire Rapids, Cooper Lake).
+            if hydra_int8_supported() == 0 {
+                return "this CPU has no AVX512-VNNI instructions (avx512_vnni in /proc/cpuinfo); use --precision f32"
+            }
+            return hydra_bf16_supported() != 0 ? nil
+                : "int8 runs its other layers in bf16 and this CPU has no AVX512-BF16 (avx512_bf16 in /proc/cpuinfo); use --precision f32"
         }
     }
 }
@@ -26,6 +35,7 @@ public enum Precision: String, CaseIterable, Sendable, LosslessStringConvertible
 final class ReducedPrecisionWeights: @unchecked Sendable {
     private let lock = NSLock()
     private var bf16: [String: [UInt16]] = [:]
+    private var int8: [String: Int8Weights] = [:]
 
     /// The 1x1 convolution's weights in `hydra_conv1x1_bf16`'s layout.
     func bf16(_ c: FoldedConv) -> [UInt16] {
@@ -41,6 +51,24 @@ final class ReducedPrecisionWeights: @unchecked Sendable {
         cached(c.name) { c.weights.map { hydra_bf16_from_float($0) } }
     }
 
+    /// The 1x1 convolution's weights quantized per output channel for `hydra_conv1x1_int8`.
+    func int8(_ c: FoldedConv) -> Int8Weights {
+        lock.lock()
+        defer { lock.unlock() }
+        if let packed = int8[c.name] { return packed }
+        var w = Int8Weights(packed: [Int8](repeating: 0, count: hydra_int8_packed_bytes(c.inputChannels, c.outputChannels)),
+                            scales: [Float](repeating: 0, count: c.outputChannels), columnSums: [Int32](repeating: 0, count: c.outputChannels))
+        w.packed.withUnsafeMutableBufferPointer { p in
+            w.scales.withUnsafeMutableBufferPointer { s in
+                w.columnSums.withUnsafeMutableBufferPointer { sums in
+                    hydra_int8_pack_weights(c.weights, c.inputChannels, c.outputChannels, p.baseAddress, s.baseAddress, sums.baseAddress)
+                }
+            }
+        }
+        int8[c.name] = w
+        return w
+    }
+
     private func cached(_ name: String, _ make: () -> [UInt16]) -> [UInt16] {
         lock.lock()
         defer { lock.unlock() }
@@ -49,4 +77,11 @@ final class ReducedPrecisionWeights: @unchecked Sendable {
         bf16[name] = packed
         return packed
     }
+}
+
+/// A 1x1 convolution's weights for `hydra_conv1x1_int8`: packed s8, per-channel scales, sums of each channel's s8 values.
+struct Int8Weights: Sendable {
+    var packed: [Int8]
+    var scales: [Float]
+    var columnSums: [Int32]
 }

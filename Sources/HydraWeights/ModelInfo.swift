@@ -92,22 +92,27 @@ public struct ModelInfo: Codable, Sendable, Equatable {
     public var description: String
     /// False for the generated untrained default.
     public var trained: Bool
+    /// What `--precision int8` needs (`hydra calibrate`); nil for an uncalibrated model.
+    public var int8: Int8Calibration?
 
     public init(preset: Preset, classNames: [String]? = nil, colours: [[UInt8]]? = nil,
-                intrinsics: Intrinsics? = nil, description: String, trained: Bool) {
+                intrinsics: Intrinsics? = nil, description: String, trained: Bool, int8: Int8Calibration? = nil) {
         self.preset = preset
         self.classNames = classNames ?? preset.classNames
         self.colours = colours ?? preset.colours
         self.intrinsics = intrinsics ?? preset.intrinsics
         self.description = description
         self.trained = trained
+        self.int8 = int8
     }
 
     public var metadata: [String: String] {
         func json<T: Encodable>(_ v: T) -> String {
-            String(decoding: (try? JSONEncoder().encode(v)) ?? Data(), as: UTF8.self)
+            let e = JSONEncoder()
+            e.outputFormatting = .sortedKeys // the same model, the same bytes
+            return String(decoding: (try? e.encode(v)) ?? Data(), as: UTF8.self)
         }
-        return [
+        var m = [
             "format": "hydra-multitask-refinenet",
             "preset": preset.rawValue,
             "classes": json(classNames),
@@ -116,6 +121,8 @@ public struct ModelInfo: Codable, Sendable, Equatable {
             "description": description,
             "trained": trained ? "true" : "false",
         ]
+        if let int8 { m["int8"] = json(int8) }
+        return m
     }
 
     /// Reads metadata; missing fields fall back to the preset's (or to `fallback` for the preset).
@@ -136,7 +143,8 @@ public struct ModelInfo: Codable, Sendable, Equatable {
         }
         self.init(preset: preset, classNames: try decode("classes", [String].self),
                   colours: try decode("colours", [[UInt8]].self), intrinsics: try decode("intrinsics", Intrinsics.self),
-                  description: m["description"] ?? "", trained: m["trained"] != "false")
+                  description: m["description"] ?? "", trained: m["trained"] != "false",
+                  int8: try decode("int8", Int8Calibration.self))
         try validate()
     }
 
@@ -163,5 +171,6 @@ public struct ModelInfo: Codable, Sendable, Equatable {
             throw bad("intrinsics width and height must be 1 to 100000 pixels")
         }
         guard description.count <= 4096 else { throw bad("description longer than 4096 characters") }
+        try int8?.validate()
     }
 }

@@ -15,7 +15,7 @@ struct BenchCommand: ParsableCommand {
 
     @Option(help: "Model (safetensors). Default: the built-in model; 'untrained': generated untrained weights.") var model: String?
     @Option(help: "Input size WxH.") var size: String = "1226x370"
-    @Option(help: "Arithmetic: f32 (exact) or bf16 (AVX512-BF16).") var precision: Precision = .f32
+    @Option(help: "Arithmetic: f32 (exact), bf16 (AVX512-BF16) or int8 (AVX512-VNNI, a calibrated model: hydra calibrate).") var precision: Precision = .f32
     @Option(help: "Engine threads.") var threads: Int = ProcessInfo.processInfo.activeProcessorCount
     @Option(help: "Timed runs.") var runs: Int = 30
     @Option(help: "Untimed warm-up runs.") var warmup: Int = 3

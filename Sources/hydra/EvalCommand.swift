@@ -27,7 +27,7 @@ struct EvalCommand: ParsableCommand {
     @Option(help: "Depth evaluated up to this many metres (default: 80 for kitti, 10 for nyud).") var maxDepth: Float?
     @Option(help: "Write the metrics as JSON to this file (- for standard output).") var json: String?
     @Option(help: "Evaluate at most N images.") var limit: Int?
-    @Option(help: "Arithmetic: f32 (exact) or bf16 (AVX512-BF16).") var precision: Precision = .f32
+    @Option(help: "Arithmetic: f32 (exact), bf16 (AVX512-BF16) or int8 (AVX512-VNNI, a calibrated model: hydra calibrate).") var precision: Precision = .f32
     @Option(help: "Engine threads.") var threads: Int = ProcessInfo.processInfo.activeProcessorCount
     @Argument(help: "Folder of images and ground truth.") var directory: String
 

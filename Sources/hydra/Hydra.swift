@@ -7,7 +7,7 @@ struct Hydra: ParsableCommand {
         commandName: "hydra",
         abstract: "Joint semantic segmentation and depth (Nekrasov et al., ICRA 2019) on the CPU.",
         version: "hydra \(HydraService.version)",
-        subcommands: [ServeCommand.self, PredictCommand.self, ConvertCommand.self, BenchCommand.self, EvalCommand.self]
+        subcommands: [ServeCommand.self, PredictCommand.self, ConvertCommand.self, BenchCommand.self, EvalCommand.self, CalibrateCommand.self]
     )
 }
 

@@ -37,7 +37,7 @@ struct PredictCommand: ParsableCommand {
     @Flag(help: "Argmax at network resolution + nearest labels, bilinear depth (instead of bicubic).") var fast = false
     @Option(help: "Write the network's raw outputs (.npy, before resizing) here; one sub-folder per image when several are given.")
     var rawDir: String?
-    @Option(help: "Arithmetic: f32 (exact) or bf16 (AVX512-BF16: faster, within bf16 rounding).") var precision: Precision = .f32
+    @Option(help: "Arithmetic: f32 (exact), bf16 (AVX512-BF16: faster, within bf16 rounding) or int8 (AVX512-VNNI: a calibrated model, hydra calibrate).") var precision: Precision = .f32
     @Option(help: "Threads for the engine.") var threads: Int = ProcessInfo.processInfo.activeProcessorCount
     @Option(help: "Largest accepted image, in pixels.") var maxPixels: Int = 40_000_000
     @Argument(help: "PNG or JPEG images.") var images: [String]

@@ -40,7 +40,7 @@ struct ServeCommand: ParsableCommand {
     var maxMemory: String?
     @Option(help: "Largest network input in pixels; larger frames are shrunk for the network and the outputs brought back to their size. Default: what --max-memory leaves a worker, at most 2.1 MP (HYDRA_MAX_NETWORK_PIXELS).")
     var maxNetworkPixels: Int?
-    @Option(help: "Arithmetic of every model: f32 (exact) or bf16 (AVX512-BF16; refused on a CPU without it) (HYDRA_PRECISION).")
+    @Option(help: "Arithmetic of every model: f32 (exact), bf16 (AVX512-BF16) or int8 (AVX512-VNNI and a calibrated model); refused where the CPU or model cannot (HYDRA_PRECISION).")
     var precision: Precision?
     @Option(name: .customLong("model-precision"), help: ArgumentHelp(
         "NAME=PRECISION for one model, repeatable; wins over --precision (HYDRA_MODEL_PRECISION: comma-separated).", valueName: "name=precision"))

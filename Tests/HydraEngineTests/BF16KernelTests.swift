@@ -151,7 +151,7 @@ final class BF16KernelTests: XCTestCase {
     }
 }
 
-private extension Optional where Wrapped == [Float] {
+extension Optional where Wrapped == [Float] {
     func withOptionalPointer<R>(_ body: (UnsafePointer<Float>?) -> R) -> R {
         guard let self else { return body(nil) }
         return self.withUnsafeBufferPointer { body($0.baseAddress) }

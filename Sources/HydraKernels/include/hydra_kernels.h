@@ -123,6 +123,38 @@ int hydra_head3x3_bf16(const uint16_t *in, size_t height, size_t width, size_t c
 void hydra_head3x3_bf16_reference(const uint16_t *in, size_t height, size_t width, size_t channels,
                                   const uint16_t *weights, const float *bias, size_t out_channels, float *out);
 
+/* ---- int8 (gemm_int8.c) ---- */
+
+/* Whether this CPU has AVX512-VNNI (VPDPBUSD) with AVX512-BW/VL; without it the int8 kernels return -1. */
+int hydra_int8_supported(void);
+
+/* Bytes hydra_int8_pack_weights writes for a 1x1 convolution. */
+size_t hydra_int8_packed_bytes(size_t in_channels, size_t out_channels);
+
+/* Quantizes f32 weights [out][in] per output channel, symmetrically (scales[o] = max |w[o][:]| / 127,
+   values in -127..127), and packs them for hydra_conv1x1_int8; colsums[o] = the sum of row o's int8
+   values. Once per model; replicas share the result. */
+void hydra_int8_pack_weights(const float *w, size_t in_channels, size_t out_channels, int8_t *packed, float *scales,
+                             int32_t *colsums);
+
+/* An activation as the kernel quantizes it: clamp(rint(x * (1 / scale)) + zero, 0, 255). */
+uint8_t hydra_int8_quantize(float x, float scale, int32_t zero);
+
+/* 1x1 convolution, NHWC, with the input quantized to u8 (scale, zero point: per tensor) and the
+   weights to s8 per output channel; integer sums (VPDPBUSD), then
+   out = clamp(fmaf(sum - zero * colsum[o], scale * weight_scales[o], bias[o]), lo, hi) as f32 or bf16
+   (`layout`, the HYDRA_BF16_* bits; gemm_int8.c states the arithmetic). bias may be NULL. Returns -1
+   without AVX512-VNNI, for more than 4096 input channels, a scale that is not positive or a zero
+   point outside 0..255. */
+int hydra_conv1x1_int8(const void *in, size_t pixels, size_t in_channels, float scale, int32_t zero, const int8_t *packed,
+                       const float *weight_scales, const int32_t *colsums, const float *bias, size_t out_channels, float lo,
+                       float hi, void *out, int layout, pthreadpool_t pool);
+
+/* The same arithmetic in scalar code, for tests: bit-identical to hydra_conv1x1_int8. */
+void hydra_conv1x1_int8_reference(const void *in, size_t pixels, size_t in_channels, float scale, int32_t zero,
+                                  const int8_t *packed, const float *weight_scales, const int32_t *colsums, const float *bias,
+                                  size_t out_channels, float lo, float hi, void *out, int layout);
+
 /* Returns the instruction set the dispatcher picks on this CPU ("avx512f", "avx2", "generic"). */
 const char *hydra_kernels_isa(void);
 
