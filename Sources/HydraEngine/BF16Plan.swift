@@ -4,8 +4,9 @@ import HydraKernels
 ///
 /// Tensors are bf16 wherever their writer can write bf16 and every reader can read it: the 1x1
 /// convolutions read and write either, the depthwise layers read and write bf16 together, a channel
-/// scale writes bf16 for a head that reads it, the first layer writes either. Adds, resizes and
-/// pools stay f32, so a tensor one of them touches does too. A 1x1 convolution then runs in bf16 when it touches a
+/// scale (alone or fused into the crp1 chain) writes bf16 for a head that reads it, the crp1 chain
+/// reads either, the first layer writes either. Adds, resizes and pools stay f32, so a tensor one of
+/// them touches does too. A 1x1 convolution then runs in bf16 when it touches a
 /// bf16 tensor or has 64 or more inputs: measured at 1226x370, 1 thread (bf16 / f32 time), 0.56-0.93
 /// from 64 inputs up with f32 on both sides, but 1.1-1.96 with 16-32 inputs and an f32 output, whose
 /// writing outweighs the products; those stay on XNNPACK unless their output is bf16.
@@ -23,28 +24,37 @@ struct BF16Plan {
         }
         func headTakingBF16(_ step: Graph.Step) -> Bool {
             guard case let .head(name, x, _) = step, model.convs[name]!.inputChannels % 32 == 0 else { return false }
-            return steps.filter { $0.outputs.contains(x) }.allSatisfy { if case .scale = $0 { return true } else { return false } }
+            return steps.filter { $0.outputs.contains(x) }.allSatisfy {
+                switch $0 {
+                case .scale, .crpChain: return true
+                default: return false
+                }
+            }
         }
-        func canWrite(_ step: Graph.Step) -> Bool {
+        func canWrite(_ step: Graph.Step, _ t: Int) -> Bool {
             switch step {
             case let .conv(name, _, _): return dense1x1(name) != nil
             case .depthwise, .stem: return true
-            case let .scale(_, _, out, _): return steps.contains { headTakingBF16($0) && $0.inputs == [out] }
+            case .scale, .crpChain:
+                // The channel scales (alone or in the crp chain) write bf16 for a head that reads it; never the chain's scratch.
+                if case let .crpChain(_, _, _, _, scratch) = step, t == scratch { return false }
+                return steps.contains { headTakingBF16($0) && $0.inputs == [t] }
             default: return false
             }
         }
-        func canRead(_ step: Graph.Step) -> Bool {
+        func canRead(_ step: Graph.Step, _ t: Int) -> Bool {
             switch step {
             case let .conv(name, _, _): return dense1x1(name) != nil
             case .depthwise: return true
             case .head: return headTakingBF16(step)
+            case let .crpChain(_, input, _, _, _): return t == input // the addend stays f32
             default: return false
             }
         }
         let outputs = Set([graph.segmentation, graph.depth] + (graph.normals.map { [$0] } ?? []))
         var bf16 = Set(graph.channels.indices.filter { t in
             let writers = steps.filter { $0.outputs.contains(t) }, readers = steps.filter { $0.inputs.contains(t) }
-            return !outputs.contains(t) && !writers.isEmpty && writers.allSatisfy(canWrite) && readers.allSatisfy(canRead)
+            return !outputs.contains(t) && !writers.isEmpty && writers.allSatisfy { canWrite($0, t) } && readers.allSatisfy { canRead($0, t) }
         })
         // A depthwise layer reads and writes bf16 together: drop pairs until none is split.
         var changed = true

@@ -18,10 +18,12 @@ struct Graph: Sendable {
         case scale(String, input: Int, output: Int, relu6: Bool)
         /// A crp1 stage in one pass: top' = scale * maxpool5(top); x' = x + top'.
         case crpScale(String, top: Int, x: Int, topOut: Int, xOut: Int)
-        /// All four crp1 stages in one wavefront pass (channels a multiple of 16): out = x + t1 + ... + t4.
-        /// `scales`: the four stages' per-channel scales, one after the other (gathered once, here).
-        /// `scratch`: the kernel's row buffers, a tensor alive only during this step.
-        case crpChain(scales: [Float], input: Int, output: Int, scratch: Int)
+        /// The add before crp1, its four stages and the pre_* channel scales behind it in one wavefront
+        /// pass (channels a multiple of 16): x = relu6(input + addend); sum = x + t1 + ... + t4; each
+        /// output relu6(sum * its scale) (`hydra_crp_chain`: bit-identical to the separate steps; the
+        /// sum and x never reach memory). `scales`: the four stages' per-channel scales, then each
+        /// output's, one after the other (gathered once, here). `scratch`: the kernel's row buffers, alive only during this step.
+        case crpChain(scales: [Float], input: Int, addend: Int, outputs: [(scale: String, tensor: Int)], scratch: Int)
         /// 3x3 convolution with few outputs (the heads), by our own kernel: see `usesHeadKernel`.
         case head(String, input: Int, output: Int)
         /// Bilinear, half-pixel centres (PyTorch align_corners=False), to the size of `like`.
@@ -66,13 +68,27 @@ struct Graph: Sendable {
         var c = add(conv("conv4", l[4]!, layers), b, relu6: true)
         c = crp(c, 2, layers)
         c = resize(conv("conv_adapt2", c, layers), like: l[3]!)
-        var d = add(conv("conv3", l[3]!, layers), c, relu6: true)
-        d = crp(d, 1, layers)
-        segmentation = head("segm", scale("pre_segm", d, relu6: true), layers)
-        depth = head("depth", scale("pre_depth", d, relu6: true), layers)
-        if layers.hasNormals {
-            normals = head("normal", scale("pre_normal", d, relu6: true), layers)
+        let d = conv("conv3", l[3]!, layers)
+        let heads = ["segm", "depth"] + (layers.hasNormals ? ["normal"] : [])
+        let pre = tail(d, c, heads: heads.map { "pre_\($0)" }, layers)
+        segmentation = head("segm", pre[0], layers)
+        depth = head("depth", pre[1], layers)
+        if layers.hasNormals { normals = head("normal", pre[2], layers) }
+    }
+
+    /// relu6(a + b), crp1, then a ReLU6 channel scale per head: one fused step where the channels
+    /// allow (a multiple of 16), else the separate steps.
+    private mutating func tail(_ a: Int, _ b: Int, heads: [String], _ layers: ModelLayers) -> [Int] {
+        let c = channels[a]
+        guard c % 16 == 0 else {
+            let d = crp(add(a, b, relu6: true), 1, layers)
+            return heads.map { scale($0, d, relu6: true) }
         }
+        let outputs = heads.map { (scale: $0, tensor: tensor(c)) }
+        let scratch = tensor(c)
+        let scales = (1...4).flatMap { layers.scales["crp1.0.\($0)_outvar_dimred"]! } + heads.flatMap { layers.scales[$0]! }
+        steps.append(.crpChain(scales: scales, input: a, addend: b, outputs: outputs, scratch: scratch))
+        return outputs.map(\.tensor)
     }
 
     private mutating func tensor(_ c: Int) -> Int {
@@ -147,12 +163,6 @@ struct Graph: Sendable {
     /// Chained residual pooling: top = x; 4 times: top = conv(pool(top)); x += top.
     private mutating func crp(_ x0: Int, _ n: Int, _ layers: ModelLayers) -> Int {
         var x = x0, top = x0
-        if n == 1, channels[x0] % 16 == 0, ProcessInfo.processInfo.environment["HYDRA_CRP_STAGES"] == nil { // env: A/B benchmarks
-            let out = tensor(channels[x0]), scratch = tensor(channels[x0])
-            steps.append(.crpChain(scales: (1...4).flatMap { layers.scales["crp1.0.\($0)_outvar_dimred"]! }, input: x0, output: out,
-                                   scratch: scratch))
-            return out
-        }
         if n == 1 {
             for i in 1...4 {
                 let t = tensor(channels[top]), y = tensor(channels[x])
@@ -165,7 +175,7 @@ struct Graph: Sendable {
             let pooled = tensor(channels[top])
             steps.append(.maxPool5(input: top, output: pooled))
             let name = "crp\(n).0.\(i)_outvar_dimred"
-            top = n == 1 ? scale(name, pooled, relu6: false) : conv(name, pooled, layers)
+            top = conv(name, pooled, layers)
             x = add(x, top, relu6: false)
         }
         return x
@@ -188,10 +198,10 @@ struct Graph: Sendable {
             case let .add(a, _, out, _): s[out] = s[a]
             case let .head(_, x, out): s[out] = s[x]
             case let .crpScale(_, top, _, topOut, xOut): s[topOut] = s[top]; s[xOut] = s[top]
-            case let .crpChain(_, x, out, scratch):
-                s[out] = s[x]
-                // hydra_crp_scale_chain_scratch_floats is rows x width x channels.
-                s[scratch] = (hydra_crp_scale_chain_scratch_floats(1, 1), s[x].w)
+            case let .crpChain(_, x, _, outs, scratch):
+                for o in outs { s[o.tensor] = s[x] }
+                // hydra_crp_chain_scratch_floats is rows x width x channels.
+                s[scratch] = (hydra_crp_chain_scratch_floats(1, 1), s[x].w)
             case let .maxPool5(x, out): s[out] = s[x]
             case let .scale(_, x, out, _): s[out] = s[x]
             case let .resize(_, like, out): s[out] = s[like]
@@ -207,7 +217,7 @@ struct Graph: Sendable {
         for (i, step) in steps.enumerated() {
             for t in step.inputs { life[t].last = max(life[t].last, i) }
             for t in step.outputs { life[t].first = i }
-            if case let .crpChain(_, _, _, scratch) = step { life[scratch].last = i }
+            if case let .crpChain(_, _, _, _, scratch) = step { life[scratch].last = i }
         }
         for t in [segmentation, depth] + (normals.map { [$0] } ?? []) { life[t].last = steps.count }
         for t in life.indices where life[t].last < 0 { life[t].last = life[t].first }
@@ -220,8 +230,9 @@ extension Graph.Step {
     var inputs: [Int] {
         switch self {
         case let .conv(_, x, _), let .depthwise(_, _, x, _), let .head(_, x, _), let .maxPool5(x, _),
-             let .scale(_, x, _, _), let .resize(x, _, _), let .crpChain(_, x, _, _):
+             let .scale(_, x, _, _), let .resize(x, _, _):
             return [x]
+        case let .crpChain(_, x, b, _, _): return [x, b]
         case .stem: return []
         case let .add(a, b, _, _): return [a, b]
         case let .crpScale(_, top, x, _, _): return [top, x]
@@ -235,7 +246,7 @@ extension Graph.Step {
              let .maxPool5(_, out), let .scale(_, _, out, _), let .resize(_, _, out):
             return [out]
         case let .crpScale(_, _, _, topOut, xOut): return [topOut, xOut]
-        case let .crpChain(_, _, out, scratch): return [out, scratch]
+        case let .crpChain(_, _, _, outs, scratch): return outs.map(\.tensor) + [scratch]
         }
     }
 }

@@ -172,7 +172,9 @@ public final class ModelReplica: @unchecked Sendable {
         case let .maxPool5(x, _): return "maxpool5 \(at(x))"
         case let .scale(_, x, out, _): return "channel scale \(at(x))\(bf16Tensors.contains(out) ? " to bf16" : "")"
         case let .crpScale(_, top, _, _, _): return "maxpool5+scale+add \(at(top))"
-        case let .crpChain(_, x, _, _): return "crp chain (4 x maxpool5+scale+add) \(at(x))"
+        case let .crpChain(_, x, _, outs, _):
+            return "add + crp chain (4 x maxpool5+scale+add) + \(outs.count) channel scales \(at(x))"
+                + (bf16 == nil ? "" : types(x, outs[0].tensor))
         case let .head(name, x, _):
             return "head 3x3 \(at(x)) -> \(model.convs[name]!.outputChannels)\(bf16Tensors.contains(x) ? " bf16" : "")"
         case let .resize(x, like, _): return "resize \(at(x)) -> \(plan.shapes[like].w)x\(plan.shapes[like].h)"
@@ -390,10 +392,26 @@ public final class ModelReplica: @unchecked Sendable {
                     hydra_crp_scale_stage(pointer(plan, top), pointer(plan, x), s.baseAddress, pointer(plan, topOut),
                                           pointer(plan, xOut), plan.shapes[top].h, plan.shapes[top].w, graph.channels[top], pool)
                 }
-            case let .crpChain(scales, x, out, scratch):
-                let status = hydra_crp_scale_chain(pointer(plan, x), scales, pointer(plan, out), pointer(plan, scratch),
-                                                   plan.shapes[x].h, plan.shapes[x].w, graph.channels[x], pool)
-                precondition(status == 0, "crp chain needs channels that are a multiple of 16")
+            case let .crpChain(scales, x, addend, outs, scratch):
+                let c = graph.channels[x]
+                let status = scales.withUnsafeBufferPointer { sc in
+                    var args = hydra_crp_chain_args()
+                    args.input = UnsafeRawPointer(rawPointer(plan, x))
+                    args.input_bf16 = bf16Tensors.contains(x) ? 1 : 0
+                    args.addend = UnsafePointer(pointer(plan, addend))
+                    (args.lo, args.hi) = outputClamp(relu6: true)
+                    args.scales = sc.baseAddress
+                    args.outputs = outs.count
+                    (args.output_lo, args.output_hi) = outputClamp(relu6: true)
+                    func scale(_ j: Int) -> UnsafePointer<Float>? { j < outs.count ? sc.baseAddress! + (4 + j) * c : nil }
+                    func out(_ j: Int) -> UnsafeMutableRawPointer? { j < outs.count ? rawPointer(plan, outs[j].tensor) : nil }
+                    func isBF16(_ j: Int) -> Int32 { j < outs.count && bf16Tensors.contains(outs[j].tensor) ? 1 : 0 }
+                    args.output_scale = (scale(0), scale(1), scale(2))
+                    args.output = (out(0), out(1), out(2))
+                    args.output_bf16 = (isBF16(0), isBF16(1), isBF16(2))
+                    return hydra_crp_chain(&args, pointer(plan, scratch), plan.shapes[x].h, plan.shapes[x].w, c, pool)
+                }
+                precondition(status == 0, "the crp chain refused step \(i)")
             case let .scale(name, x, out, relu6) where bf16Tensors.contains(out):
                 let clamp = outputClamp(relu6: relu6)
                 let status = hydra_channel_scale_bf16(pointer(plan, x), model.scales[name]!, bf16Pointer(plan, out),

@@ -21,11 +21,9 @@ public enum Precision: String, CaseIterable, Sendable, LosslessStringConvertible
                 : "this CPU has no AVX512-BF16 instructions (avx512_bf16 in /proc/cpuinfo); use --precision f32"
         case .int8:
             // The layers int8 leaves out run in bf16, so both are needed (Zen 4, Sapphire Rapids, Cooper Lake).
-            if hydra_int8_supported() == 0 {
-                return "this CPU has no AVX512-VNNI instructions (avx512_vnni in /proc/cpuinfo); use --precision f32"
-            }
-            return hydra_bf16_supported() != 0 ? nil
-                : "int8 runs its other layers in bf16 and this CPU has no AVX512-BF16 (avx512_bf16 in /proc/cpuinfo); use --precision f32"
+            return hydra_int8_supported() != 0 ? nil
+                : "int8 needs AVX512-VNNI and AVX512-BF16 (avx512_vnni and avx512_bf16 in /proc/cpuinfo; it runs its other "
+                + "layers in bf16), which this CPU lacks; use --precision f32"
         }
     }
 }

@@ -88,7 +88,9 @@ void hydra_conv1x1_int8_reference(const void *in, size_t pixels, size_t in_chann
 }
 
 #ifdef HYDRA_HAS_BF16_BUILD
-#define INT8_TARGET __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,fma")))
+/* int8 replicas need AVX512-BF16 as well (their other layers run in bf16), so the kernel may use
+   VCVTNE2PS2BF16 for bf16 outputs. */
+#define INT8_TARGET __attribute__((target("avx512f,avx512bw,avx512vl,avx512vnni,avx512bf16,fma")))
 
 typedef struct {
     const void *in;
@@ -140,40 +142,24 @@ static void pack_panel(const gemm_ctx *c, size_t m, size_t rows, uint32_t *panel
     }
 }
 
-/* f32 -> bf16 with integer operations (VNNI CPUs may lack AVX512-BF16), as hydra_bf16_from_float:
-   nearest even, denormals to signed zero. Values here are finite (clamped sums). */
-INT8_TARGET
-static inline __m256i to_bf16(__m512 v) {
-    const __m512i u = _mm512_castps_si512(v);
-    const __m512i lsb = _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1));
-    __m512i r = _mm512_srli_epi32(_mm512_add_epi32(u, _mm512_add_epi32(lsb, _mm512_set1_epi32(0x7FFF))), 16);
-    const __mmask16 tiny = _mm512_testn_epi32_mask(u, _mm512_set1_epi32(0x7F800000));
-    r = _mm512_mask_mov_epi32(r, tiny, _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(0x8000)));
-    return _mm512_cvtepi32_epi16(r);
-}
-
-INT8_TARGET
-static inline void store(const gemm_ctx *c, size_t row, size_t n, __m512 v, size_t count) {
-    const __mmask16 mask = count >= 16 ? 0xFFFF : (__mmask16)((1u << count) - 1);
-    if (c->layout & HYDRA_BF16_OUTPUT) {
-        uint16_t *dst = (uint16_t *)c->out + row * c->N + n;
-        if (count >= 16) _mm256_storeu_si256((__m256i *)dst, to_bf16(v));
-        else _mm256_mask_storeu_epi16(dst, mask, to_bf16(v));
-    } else {
-        float *dst = (float *)c->out + row * c->N + n;
-        if (count >= 16) _mm512_storeu_ps(dst, v);
-        else _mm512_mask_storeu_ps(dst, mask, v);
-    }
-}
-
-/* MR x NR outputs: 16 accumulators, two weight vectors and one broadcast per row and k quad. */
+/* MR x NR outputs: 16 accumulators, two weight vectors and one broadcast per row and k quad. The
+   sums start at -zero * colsum (the same integers as subtracting it after), so the epilogue is a
+   conversion, one FMA, the clamp and the store. */
 INT8_TARGET
 static void micro(const gemm_ctx *c, const uint32_t *panel, size_t nb, size_t m, size_t rows) {
-    const size_t K4 = quad(c->K) / 4, n0 = nb * NR;
+    const size_t K4 = quad(c->K) / 4, n0 = nb * NR, N = c->N;
     const int8_t *w = c->w + nb * K4 * NR * 4;
-    const size_t cols = c->N - n0 < NR ? c->N - n0 : NR;
+    const size_t cols = N - n0 < NR ? N - n0 : NR;
+    const __mmask16 m0 = cols >= 16 ? 0xFFFF : (__mmask16)((1u << cols) - 1);
+    const __mmask16 m1 = cols <= 16 ? 0 : cols >= 32 ? 0xFFFF : (__mmask16)((1u << (cols - 16)) - 1);
+    const __m512i zero = _mm512_set1_epi32(-c->zero);
+    const __m512i z0 = _mm512_mullo_epi32(zero, _mm512_maskz_loadu_epi32(m0, c->colsum + n0));
+    const __m512i z1 = _mm512_mullo_epi32(zero, _mm512_maskz_loadu_epi32(m1, c->colsum + n0 + 16));
     __m512i acc[MR][2];
-    for (int r = 0; r < MR; r++) acc[r][0] = acc[r][1] = _mm512_setzero_si512();
+    for (int r = 0; r < MR; r++) {
+        acc[r][0] = z0;
+        acc[r][1] = z1;
+    }
     if (cols > 16) {
         for (size_t k4 = 0; k4 < K4; k4++) {
             const __m512i b0 = _mm512_loadu_si512(w + k4 * NR * 4);
@@ -192,28 +178,37 @@ static void micro(const gemm_ctx *c, const uint32_t *panel, size_t nb, size_t m,
             for (int r = 0; r < MR; r++) acc[r][0] = _mm512_dpbusd_epi32(acc[r][0], _mm512_set1_epi32((int)p[r]), b0);
         }
     }
-    const __mmask16 m0 = cols >= 16 ? 0xFFFF : (__mmask16)((1u << cols) - 1);
-    const __mmask16 m1 = cols <= 16 ? 0 : cols >= 32 ? 0xFFFF : (__mmask16)((1u << (cols - 16)) - 1);
     const __m512 scale = _mm512_set1_ps(c->scale);
     const __m512 s0 = _mm512_mul_ps(scale, _mm512_maskz_loadu_ps(m0, c->wscale + n0));
     const __m512 s1 = _mm512_mul_ps(scale, _mm512_maskz_loadu_ps(m1, c->wscale + n0 + 16));
-    const __m512i zero = _mm512_set1_epi32(c->zero);
-    const __m512i z0 = _mm512_mullo_epi32(zero, _mm512_maskz_loadu_epi32(m0, c->colsum + n0));
-    const __m512i z1 = _mm512_mullo_epi32(zero, _mm512_maskz_loadu_epi32(m1, c->colsum + n0 + 16));
     __m512 bias0 = _mm512_setzero_ps(), bias1 = _mm512_setzero_ps();
     if (c->bias) {
         bias0 = _mm512_maskz_loadu_ps(m0, c->bias + n0);
         bias1 = _mm512_maskz_loadu_ps(m1, c->bias + n0 + 16);
     }
+    const int clamped = c->lo > -INFINITY || c->hi < INFINITY;
     const __m512 vlo = _mm512_set1_ps(c->lo), vhi = _mm512_set1_ps(c->hi);
     for (size_t r = 0; r < rows; r++) {
-        const __m512 f0 = _mm512_cvtepi32_ps(_mm512_sub_epi32(acc[r][0], z0));
-        const __m512 v0 = _mm512_min_ps(_mm512_max_ps(_mm512_fmadd_ps(f0, s0, bias0), vlo), vhi);
-        store(c, m + r, n0, v0, cols);
-        if (cols > 16) {
-            const __m512 f1 = _mm512_cvtepi32_ps(_mm512_sub_epi32(acc[r][1], z1));
-            const __m512 v1 = _mm512_min_ps(_mm512_max_ps(_mm512_fmadd_ps(f1, s1, bias1), vlo), vhi);
-            store(c, m + r, n0 + 16, v1, cols - 16);
+        __m512 v0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc[r][0]), s0, bias0);
+        __m512 v1 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc[r][1]), s1, bias1);
+        if (clamped) {
+            v0 = _mm512_min_ps(_mm512_max_ps(v0, vlo), vhi);
+            v1 = _mm512_min_ps(_mm512_max_ps(v1, vlo), vhi);
+        }
+        if (c->layout & HYDRA_BF16_OUTPUT) {
+            uint16_t *dst = (uint16_t *)c->out + (m + r) * N + n0;
+            const __m512i packed = (__m512i)_mm512_cvtne2ps_pbh(v1, v0);
+            if (cols == NR) _mm512_storeu_si512(dst, packed);
+            else _mm512_mask_storeu_epi16(dst, (__mmask32)((1u << cols) - 1), packed);
+        } else {
+            float *dst = (float *)c->out + (m + r) * N + n0;
+            if (cols == NR) {
+                _mm512_storeu_ps(dst, v0);
+                _mm512_storeu_ps(dst + 16, v1);
+            } else {
+                _mm512_mask_storeu_ps(dst, m0, v0);
+                _mm512_mask_storeu_ps(dst + 16, m1, v1);
+            }
         }
     }
 }
@@ -231,7 +226,8 @@ static void gemm_rows(void *vctx, size_t m0, size_t count) {
 
 int hydra_int8_supported(void) {
     __builtin_cpu_init();
-    return __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl");
+    return __builtin_cpu_supports("avx512vnni") && __builtin_cpu_supports("avx512bf16") && __builtin_cpu_supports("avx512bw")
+        && __builtin_cpu_supports("avx512vl");
 }
 
 int hydra_conv1x1_int8(const void *in, size_t pixels, size_t in_channels, float scale, int32_t zero, const int8_t *packed,

@@ -30,15 +30,21 @@ final class KernelTests: XCTestCase {
         }
     }
 
-    /// The fused crp1 chain must give exactly what four separate stages give (same sums, same order),
-    /// at sizes where the wavefront's rings and clamped borders are all exercised.
-    func testCRPChainEqualsFourStagesBitForBit() throws {
+    /// The fused crp1 chain must give exactly what the separate steps give (the add, four stages, the
+    /// channel scales; same sums, same order), at sizes where the wavefront's rings and clamped
+    /// borders are all exercised, with and without the add, from f32 or bf16, to f32 and bf16 outputs.
+    func testCRPChainEqualsTheSeparateStepsBitForBit() throws {
         for threads in [1, 2, 3] {
             let pool = pthreadpool_create(threads)
             defer { pthreadpool_destroy(pool) }
             var rng = SystemRandomNumberGenerator()
-            for (h, w, c) in [(1, 1, 16), (2, 3, 32), (6, 2, 16), (7, 11, 48), (13, 4, 256), (40, 9, 16)] {
-                let x = (0..<(h * w * c)).map { _ in Float.random(in: -5...5, using: &rng) }
+            for (n, (h, w, c)) in [(1, 1, 16), (2, 3, 32), (6, 2, 16), (7, 11, 48), (13, 4, 256), (40, 9, 16), (3, 12, 32)].enumerated() {
+                let fused = n % 2 == 1, bf16Input = n % 3 == 2
+                var input = (0..<(h * w * c)).map { _ in Float.random(in: -5...5, using: &rng) }
+                let input16 = input.map { hydra_bf16_from_float($0) }
+                if bf16Input { input = input16.map { Float(bitPattern: UInt32($0) << 16) } }
+                let addend = (0..<(h * w * c)).map { _ in Float.random(in: -3...5, using: &rng) }
+                let x = fused ? zip(input, addend).map { min(max($0 + $1, 0), 6) } : input
                 let scales = (0..<(4 * c)).map { _ in Float.random(in: -1.5...1.5, using: &rng) }
                 var top = x, acc = x
                 var topOut = [Float](repeating: 0, count: x.count), accOut = topOut
@@ -47,19 +53,49 @@ final class KernelTests: XCTestCase {
                     hydra_crp_scale_stage(top, acc, s, &topOut, &accOut, h, w, c, pool)
                     (top, acc) = (topOut, accOut)
                 }
-                var out = [Float](repeating: .nan, count: x.count + 4)
+                let s1 = (0..<c).map { _ in Float.random(in: -1...2, using: &rng) }, s2 = (0..<c).map { _ in Float.random(in: 0...3, using: &rng) }
+                var want1 = [Float](repeating: 0, count: x.count), want2 = [UInt16](repeating: 0, count: x.count)
+                hydra_channel_scale(acc, s1, &want1, h * w, c, 0, 6, nil)
+                hydra_channel_scale_bf16_reference(acc, s2, &want2, h * w, c, 0, 6)
+
+                var sum = [Float](repeating: .nan, count: x.count + 4), out1 = sum, out2 = [UInt16](repeating: 0xFFFF, count: x.count + 4)
                 // Scratch with a guard after it, filled with garbage: the kernel must not depend on its contents.
-                let need = hydra_crp_scale_chain_scratch_floats(w, c)
+                let need = hydra_crp_chain_scratch_floats(w, c)
                 var scratch = [Float](repeating: .infinity, count: need + 4)
-                XCTAssertEqual(hydra_crp_scale_chain(x, scales, &out, &scratch, h, w, c, pool), 0)
+                let status = input.withUnsafeBytes { f32 in input16.withUnsafeBytes { b16 in addend.withUnsafeBufferPointer { add in
+                    scales.withUnsafeBufferPointer { sc in s1.withUnsafeBufferPointer { p1 in s2.withUnsafeBufferPointer { p2 in
+                        sum.withUnsafeMutableBytes { o0 in out1.withUnsafeMutableBytes { o1 in out2.withUnsafeMutableBytes { o2 in
+                            var args = hydra_crp_chain_args()
+                            args.input = bf16Input ? b16.baseAddress : f32.baseAddress
+                            args.input_bf16 = bf16Input ? 1 : 0
+                            args.addend = fused ? add.baseAddress : nil
+                            (args.lo, args.hi) = (0, 6)
+                            args.scales = sc.baseAddress
+                            args.outputs = 3
+                            args.output_scale = (nil, p1.baseAddress, p2.baseAddress)
+                            (args.output_lo, args.output_hi) = (0, 6)
+                            args.output = (o0.baseAddress, o1.baseAddress, o2.baseAddress)
+                            args.output_bf16 = (0, 0, 1)
+                            return hydra_crp_chain(&args, &scratch, h, w, c, pool)
+                        } } }
+                    } } }
+                } } }
+                XCTAssertEqual(status, 0)
+                let what = "\(h)x\(w)x\(c), add \(fused), bf16 input \(bf16Input), \(threads) threads"
                 XCTAssertTrue(scratch.suffix(4).allSatisfy { $0 == .infinity }, "wrote past the scratch")
-                XCTAssertEqual(Array(out.prefix(x.count)), acc, "\(h)x\(w)x\(c), \(threads) threads")
-                XCTAssertTrue(out.suffix(4).allSatisfy(\.isNaN), "wrote past the end")
+                XCTAssertEqual(Array(sum.prefix(x.count)), acc, what)
+                XCTAssertEqual(Array(out1.prefix(x.count)), want1, what)
+                XCTAssertEqual(Array(out2.prefix(x.count)), want2, what)
+                XCTAssertTrue(sum.suffix(4).allSatisfy(\.isNaN) && out1.suffix(4).allSatisfy(\.isNaN), "wrote past the end")
+                XCTAssertTrue(out2.suffix(4).allSatisfy { $0 == 0xFFFF }, "wrote past the end")
             }
         }
-        var out = [Float](repeating: 0, count: 8), scratch = [Float](repeating: 0, count: 1024)
-        XCTAssertEqual(hydra_crp_scale_chain([Float](repeating: 0, count: 8), [Float](repeating: 1, count: 32), &out, &scratch,
-                                             1, 1, 8, nil), -1)
+        var args = hydra_crp_chain_args()
+        args.outputs = 1
+        var scratch = [Float](repeating: 0, count: 1024)
+        XCTAssertEqual(hydra_crp_chain(&args, &scratch, 1, 1, 8, nil), -1, "8 channels")
+        args.outputs = 4
+        XCTAssertEqual(hydra_crp_chain(&args, &scratch, 1, 1, 16, nil), -1, "4 outputs")
     }
 
     func testChannelScaleClamps() {

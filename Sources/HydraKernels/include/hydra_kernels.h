@@ -47,16 +47,32 @@ void hydra_maxpool5(const float *in, float *out, size_t height, size_t width,
 void hydra_crp_scale_stage(const float *top, const float *x, const float *scale, float *top_out, float *x_out,
                            size_t height, size_t width, size_t channels, pthreadpool_t pool);
 
-/* The four crp1 stages at once: t_0 = x, t_i = scale_i * maxpool5(t_(i-1)), out = x + t_1 + ... + t_4
-   (scales: the four per-channel scales, 4 x channels),
-   bit-identical to four hydra_crp_scale_stage calls but reading x and writing out once (a wavefront
-   over rows per block of 16 channels). Channels must be a multiple of 16 (returns -1 otherwise);
-   `out` must not be `x`. */
-int hydra_crp_scale_chain(const float *x, const float *scales, float *out, float *scratch,
-                          size_t height, size_t width, size_t channels, pthreadpool_t pool);
+/* The four crp1 stages at once, with the add before them and the channel scales after them:
+   x = input (f32, or bf16 when input_bf16), or clamp(input + addend, lo, hi) when addend is given;
+   t_0 = x, t_i = scales_i * maxpool5(t_(i-1)) (scales: 4 x channels), sum = x + t_1 + ... + t_4;
+   output j = sum when output_scale[j] is NULL, else clamp(sum * output_scale[j], output_lo,
+   output_hi); f32, or rounded to bf16 when output_bf16[j]. Bit-identical to running the add, four
+   hydra_crp_scale_stage calls and hydra_channel_scale(_bf16) one after the other, but reading the
+   input once and writing only the outputs (a wavefront over rows per block of 16 channels, crp.c). */
+typedef struct {
+    const void *input;
+    int input_bf16;
+    const float *addend;
+    float lo, hi;
+    const float *scales;
+    size_t outputs; /* 1 to 3 */
+    const float *output_scale[3];
+    float output_lo, output_hi;
+    void *output[3];
+    int output_bf16[3];
+} hydra_crp_chain_args;
+
+/* Channels must be a multiple of 16 and 1-3 outputs (returns -1 otherwise); no output may be the input. */
+int hydra_crp_chain(const hydra_crp_chain_args *args, float *scratch, size_t height, size_t width, size_t channels,
+                    pthreadpool_t pool);
 /* Floats of `scratch` the chain needs (rows of each stage's window, per block of channels). The
    runner keeps them in the activation arena, where the planner overlaps them with dead tensors. */
-size_t hydra_crp_scale_chain_scratch_floats(size_t width, size_t channels);
+size_t hydra_crp_chain_scratch_floats(size_t width, size_t channels);
 
 /* out[p][c] = clamp(in[p][c] * scale[c], lo, hi): a depthwise 1x1 convolution. */
 void hydra_channel_scale(const float *in, const float *scale, float *out, size_t pixels,
@@ -125,7 +141,8 @@ void hydra_head3x3_bf16_reference(const uint16_t *in, size_t height, size_t widt
 
 /* ---- int8 (gemm_int8.c) ---- */
 
-/* Whether this CPU has AVX512-VNNI (VPDPBUSD) with AVX512-BW/VL; without it the int8 kernels return -1. */
+/* Whether this CPU has AVX512-VNNI (VPDPBUSD) and AVX512-BF16 (int8 replicas run their other layers in
+   bf16); without them the int8 kernels return -1. */
 int hydra_int8_supported(void);
 
 /* Bytes hydra_int8_pack_weights writes for a 1x1 convolution. */
@@ -145,7 +162,7 @@ uint8_t hydra_int8_quantize(float x, float scale, int32_t zero);
    out = clamp(fmaf(sum - zero * colsum[o], scale * weight_scales[o], bias[o]), lo, hi) as f32 or bf16
    (`layout`, the HYDRA_BF16_* bits; gemm_int8.c states the arithmetic). bias may be NULL. Returns -1
    without AVX512-VNNI, for more than 4096 input channels, a scale that is not positive or a zero
-   point outside 0..255. */
+   point outside 0..255. The output's lo and hi may be infinite (no clamp). */
 int hydra_conv1x1_int8(const void *in, size_t pixels, size_t in_channels, float scale, int32_t zero, const int8_t *packed,
                        const float *weight_scales, const int32_t *colsums, const float *bias, size_t out_channels, float lo,
                        float hi, void *out, int layout, pthreadpool_t pool);
