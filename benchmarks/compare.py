@@ -7,6 +7,12 @@ others. For every size and thread count, engines run in interleaved blocks (each
 timed runs of every engine) so machine noise hits all alike. Hydra's time includes its uint8 ->
 float preprocessing; the others get a ready float tensor. Writes benchmarks/RESULTS.md.
 
+Reduced precision, where the CPU has AVX512-BF16 / AVX512-VNNI: Hydra bf16 and int8 against
+OpenVINO's bf16 (its default on such CPUs) and int8 from ONNX Runtime's static quantization (QDQ,
+per-channel weights, min-max calibration), run by ONNX Runtime and by OpenVINO. Both int8 models are
+calibrated on the same 12 generated street scenes (training/scenes.py, the seeds `make calibrate`
+uses): `hydra calibrate` on the scenes, quantize_static on them resized to the benchmark size.
+
     python benchmarks/compare.py --hydra .build/release/hydra [--runs 30] [--blocks 6]
 """
 import argparse
@@ -112,6 +118,48 @@ class OpenVINO(Timed):
         self.r.infer({0: self.x})
 
 
+class OpenVINOInt8(OpenVINO):
+    """The ONNX Runtime QDQ model, compiled by OpenVINO with its defaults (int8 where the model says so)."""
+    def __init__(self, qdq_path, x, threads):
+        super().__init__(qdq_path, x, threads, precision=None)
+        self.name = "OpenVINO int8"
+
+
+def scenes(tmp):
+    """The 12 calibration scenes of `make calibrate`, generated once."""
+    out = tmp / "calib"
+    if not out.exists():
+        subprocess.run(["/usr/bin/python3", str(ROOT / "training" / "scenes.py"), "--out", str(out), "--count", "12",
+                        "--start", "700000", "--width", "1242", "--height", "375"], check=True, capture_output=True)
+    return sorted(p for p in out.glob("scene_*.png") if "_gt_" not in p.name)
+
+
+def quantize(onnx_path, images, w, h, out):
+    """ONNX Runtime static int8 quantization: QDQ, per-channel s8 weights, u8 activations, min-max ranges."""
+    import cv2
+    from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+    mean, std = np.array([0.485, 0.456, 0.406], np.float32), np.array([0.229, 0.224, 0.225], np.float32)
+
+    class Reader(CalibrationDataReader):
+        def __init__(self):
+            self.items = iter(images)
+
+        def get_next(self):
+            p = next(self.items, None)
+            if p is None:
+                return None
+            rgb = cv2.cvtColor(cv2.resize(cv2.imread(str(p)), (w, h), interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2RGB)
+            x = ((rgb.astype(np.float32) / 255 - mean) / std).transpose(2, 0, 1)[None]
+            return {"image": np.ascontiguousarray(x)}
+
+    pre = out.with_suffix(".pre.onnx")
+    quant_pre_process(str(onnx_path), str(pre))
+    quantize_static(str(pre), str(out), Reader(), quant_format=QuantFormat.QDQ, per_channel=True,
+                    activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8, calibrate_method=CalibrationMethod.MinMax)
+    return out
+
+
 class Torch(Timed):
     name = "PyTorch"
 
@@ -124,8 +172,10 @@ class Torch(Timed):
             self.m(self.x)
 
 
-# Hydra's bf16 runs where the CPU has the instructions (elsewhere `--precision bf16` refuses to start).
-BF16 = "avx512_bf16" in open("/proc/cpuinfo").read()
+# Hydra's bf16 and int8 run where the CPU has the instructions (elsewhere they refuse to start).
+FLAGS = open("/proc/cpuinfo").read()
+BF16 = "avx512_bf16" in FLAGS
+INT8 = BF16 and "avx512_vnni" in FLAGS
 
 
 def versions():
@@ -152,6 +202,10 @@ def main():
     model = randomise(MultiTaskRefineNet(a.classes, False), seed=2019)
     torch.save({"state_dict": model.state_dict()}, tmp / "m.ckpt")
     subprocess.run([a.hydra, "convert", str(tmp / "m.ckpt"), str(tmp / "m.safetensors")], check=True, capture_output=True)
+    if INT8:
+        images = scenes(tmp)
+        subprocess.run([a.hydra, "calibrate", "--model", str(tmp / "m.safetensors"), "--images", str(images[0].parent),
+                        "--out", str(tmp / "m-int8.safetensors")], check=True, capture_output=True)
     rows, raw = [], {}
     per_block = max(1, a.runs // a.blocks)
     for size in a.sizes.split(","):
@@ -166,6 +220,14 @@ def main():
                        OpenVINO(onnx_path, x, threads), OpenVINO(onnx_path, x, threads, precision=None), Torch(model, x, threads)]
             if BF16:
                 engines.insert(1, Hydra(a.hydra, str(tmp / "m.safetensors"), w, h, threads, precision="bf16"))
+            if INT8:
+                qdq = tmp / f"m_{w}x{h}.int8.onnx"
+                if not qdq.exists():
+                    quantize(onnx_path, images, w, h, qdq)
+                engines.insert(2, Hydra(a.hydra, str(tmp / "m-int8.safetensors"), w, h, threads, precision="int8"))
+                ort8 = ORT(qdq, x, threads)
+                ort8.name = "ONNX Runtime int8"
+                engines += [ort8, OpenVINOInt8(qdq, x, threads)]
             times = {e.name: [] for e in engines}
             for _ in range(a.blocks):
                 for e in engines:
@@ -179,19 +241,25 @@ def main():
             if BF16:
                 row["bf16/f32"] = med["Hydra bf16"] / med["Hydra"]
                 row["bf16/openvino bf16"] = med["Hydra bf16"] / med["OpenVINO default (bf16 here)"]
+            if INT8:
+                row["int8/f32"] = med["Hydra int8"] / med["Hydra"]
+                row["int8/best peer int8"] = med["Hydra int8"] / min(med["ONNX Runtime int8"], med["OpenVINO int8"])
             rows.append(row)
             raw[f"{size} {threads}t"] = times
             print(f"{size} {threads} thread(s): " + ", ".join(f"{k} {v[0]:.1f} ms (p90 {v[1]:.1f})" for k, v in row.items()
                                                             if isinstance(v, tuple))
                   + f"; Hydra/ORT {row['hydra/ort']:.2f}, Hydra/OpenVINO {row['hydra/openvino']:.2f}"
-                  + (f"; Hydra bf16/f32 {row['bf16/f32']:.2f}, Hydra bf16/OpenVINO bf16 {row['bf16/openvino bf16']:.2f}" if BF16 else ""),
+                  + (f"; Hydra bf16/f32 {row['bf16/f32']:.2f}, Hydra bf16/OpenVINO bf16 {row['bf16/openvino bf16']:.2f}" if BF16 else "")
+                  + (f"; Hydra int8/f32 {row['int8/f32']:.2f}, Hydra int8/faster peer int8 {row['int8/best peer int8']:.2f}" if INT8 else ""),
                   flush=True)
     write(a, rows, raw, versions(), per_block)
 
 
 def write(a, rows, raw, v, per_block):
-    names = ["Hydra"] + (["Hydra bf16"] if BF16 else []) + ["ONNX Runtime", "OpenVINO", "OpenVINO default (bf16 here)", "PyTorch"]
-    extra = ["bf16/f32", "bf16/openvino bf16"] if BF16 else []
+    names = (["Hydra"] + (["Hydra bf16"] if BF16 else []) + (["Hydra int8"] if INT8 else [])
+             + ["ONNX Runtime", "OpenVINO", "OpenVINO default (bf16 here)", "PyTorch"]
+             + (["ONNX Runtime int8", "OpenVINO int8"] if INT8 else []))
+    extra = (["bf16/f32", "bf16/openvino bf16"] if BF16 else []) + (["int8/f32", "int8/best peer int8"] if INT8 else [])
     lines = ["# Benchmark results", "",
              "Generated by `make bench` (benchmarks/compare.py); do not edit by hand.", "",
              f"- date: {datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds')}",
@@ -202,7 +270,9 @@ def write(a, rows, raw, v, per_block):
              "OpenVINO with the LATENCY hint and f32 inference precision (its default on this CPU is bfloat16, "
              "listed separately: not the same computation); GFLOP/s = convolution FLOPs / median time; "
              "Hydra/ORT and Hydra/OpenVINO compare the f32 engines; Hydra bf16 (`--precision bf16`, on CPUs with "
-             "AVX512-BF16) is compared with Hydra f32 and with OpenVINO's bf16 default.", "",
+             "AVX512-BF16) is compared with Hydra f32 and with OpenVINO's bf16 default; Hydra int8 (`--precision int8`, "
+             "AVX512-VNNI, `hydra calibrate` on 12 generated scenes) with Hydra f32 and with the faster of ONNX Runtime "
+             "and OpenVINO running ONNX Runtime's QDQ int8 model (quantize_static, per-channel, min-max, the same 12 scenes).", "",
              "| size | threads | GFLOP | " + " | ".join(f"{n} median / p90 ms (GFLOP/s)" for n in names) + " | Hydra/ORT | Hydra/OpenVINO |"
              + "".join(f" Hydra {e} |" for e in extra),
              "|---|---|---|" + "---|" * len(names) + "---|---|" + "---|" * len(extra)]
