@@ -6,7 +6,7 @@ PYTHON := $(VENV)/bin/python
 HYDRA := .build/release/hydra
 THREADS ?= $(shell nproc)
 
-.PHONY: setup build demo serve test test-swift test-reference test-service bench memory png overhead protocol loadtest soak fuzz container container-smoke test-asan test-tsan train train-smoke calibrate clean
+.PHONY: setup build demo serve test test-swift test-reference test-service bench memory png overhead protocol loadtest soak fuzz container container-smoke test-asan test-tsan train train-smoke calibrate precision clean
 
 setup: $(VENV)/.installed
 
@@ -117,6 +117,12 @@ train: build
 	/usr/bin/python3 training/calibrate_depth.py out/model.ckpt out/model-fullres.ckpt --train-width 621 --target-width 1242
 	$(HYDRA) convert out/model-fullres.ckpt Sources/HydraEngine/Resources/default.safetensors --preset kitti \
 		--description "trained by the project on its own generated street scenes (training/), depth head calibrated to full-resolution KITTI"
+
+# Accuracy of each precision (Hydra's and its peers') on real frames and 500 held-out generated scenes -> benchmarks/PRECISION.md.
+HELDOUT ?= out/heldout
+precision: build $(BENCH_VENV)/.installed
+	test -f $(HELDOUT)/scene_800499.png || /usr/bin/python3 training/scenes.py --out $(HELDOUT) --count 500 --start 800000 --width 1242 --height 375
+	$(BENCH_VENV)/bin/python benchmarks/precision.py --hydra $(HYDRA) --scenes $(HELDOUT) --count 500
 
 # int8 calibration of the built-in model: 12 generated full-size scenes (seeds apart from training's
 # and from the held-out evaluation's), written beside the weights (see docs/PRECISION.md).

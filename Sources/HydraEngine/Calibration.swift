@@ -41,14 +41,22 @@ public enum Calibration {
         public let noneInt8: Agreement, allInt8: Agreement, chosen: Agreement
     }
 
-    /// The accuracy the chosen mix must keep on the calibration frames.
+    /// What int8 may cost on the calibration frames beyond what the bf16 network (no layer in int8)
+    /// already loses against f32: label agreement lost, depth relative error added. Relative to bf16,
+    /// because keeping layers in bf16 cannot do better than bf16.
     public struct Targets: Sendable {
-        public var labels: Double, depthRelativeError: Double
-        public init(labels: Double = 0.99, depthRelativeError: Double = 0.015) {
-            self.labels = labels
-            self.depthRelativeError = depthRelativeError
+        public var labelLoss: Double, depthError: Double
+        public init(labelLoss: Double = 0.01, depthError: Double = 0.015) {
+            self.labelLoss = labelLoss
+            self.depthError = depthError
         }
-        func met(_ a: Agreement) -> Bool { a.labels >= labels && a.depthRelativeError <= depthRelativeError }
+        func met(_ a: Agreement, over base: Agreement) -> Bool {
+            base.labels - a.labels <= labelLoss && a.depthRelativeError - base.depthRelativeError <= depthError
+        }
+        /// How far over the allowance, as a multiple of it (the larger of the two).
+        func cost(_ a: Agreement, over base: Agreement) -> Double {
+            max((base.labels - a.labels) / max(labelLoss, 1e-9), (a.depthRelativeError - base.depthRelativeError) / max(depthError, 1e-9))
+        }
     }
 
     /// Measures ranges, then sensitivities, then keeps the most sensitive layers in bf16 one at a
@@ -92,15 +100,12 @@ public enum Calibration {
             progress("sensitivity \(n + 1)/\(candidates.count): \(name)")
             layers.append(LayerSensitivity(layer: name, multiplyAddShare: macs[name]! / totalMacs, agreement: try agreement([name])))
         }
-        // Most sensitive first: the larger of the two losses, each relative to what the targets allow.
-        func cost(_ a: Agreement) -> Double {
-            max((1 - a.labels) / max(1 - targets.labels, 1e-9), a.depthRelativeError / max(targets.depthRelativeError, 1e-9))
-        }
-        layers.sort { cost($0.agreement) > cost($1.agreement) }
+        // Most sensitive first: the larger of the two losses over bf16, each relative to what the targets allow.
+        layers.sort { targets.cost($0.agreement, over: none) > targets.cost($1.agreement, over: none) }
         progress("all \(candidates.count) layers in int8")
         let all = try agreement(Set(candidates))
         var chosen = all, keep: [String] = []
-        for l in layers where !targets.met(chosen) {
+        for l in layers where !targets.met(chosen, over: none) {
             keep.append(l.layer)
             progress("keeping \(keep.count) layer(s) in bf16: \(l.layer)")
             chosen = try agreement(Set(candidates).subtracting(keep))

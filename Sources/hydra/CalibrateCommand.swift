@@ -11,8 +11,9 @@ struct CalibrateCommand: ParsableCommand {
         discussion: """
         Runs the f32 network over the images in DIR (PNG or JPEG) and records the range of every 1x1 \
         convolution's input; then measures each layer's sensitivity (agreement with f32 when it alone \
-        runs in int8) and keeps the most sensitive layers in bf16 until the int8 network agrees with \
-        f32 to --min-agreement and --max-depth-error on these images. The output holds the same tensors \
+        runs in int8) and keeps the most sensitive layers in bf16 until the int8 network loses at most \
+        --max-label-loss of label agreement with f32 and adds at most --max-depth-error of depth error \
+        on these images, beyond what the bf16 network (no layer in int8) loses. The output holds the same tensors \
         with the calibration in its metadata (key 'int8'). Use frames like those the model will see; \
         a dozen is enough for the ranges.
         """
@@ -25,15 +26,15 @@ struct CalibrateCommand: ParsableCommand {
     var calibrationOut: String?
     @Option(help: "Write the per-layer sensitivity as JSON to this file (- for standard output).") var report: String?
     @Option(help: "Use at most N images (sorted by name).") var limit: Int = 64
-    @Option(help: "Label agreement with f32 the int8 network must keep on the images, in percent.") var minAgreement: Double = 99.0
-    @Option(help: "Depth mean relative error against f32 it may have, in percent.") var maxDepthError: Double = 1.5
+    @Option(help: "Label agreement with f32 int8 may lose beyond bf16's loss, in percentage points.") var maxLabelLoss: Double = 1.0
+    @Option(help: "Depth mean relative error against f32 int8 may add to bf16's, in percentage points.") var maxDepthError: Double = 1.5
     @Option(help: "Engine threads.") var threads: Int = ProcessInfo.processInfo.activeProcessorCount
 
     func run() throws {
         guard out != nil || calibrationOut != nil else { throw CLIError("give --out FILE.safetensors (or --calibration-out FILE.json)") }
         guard limit >= 1, threads >= 1 else { throw CLIError("--limit and --threads must be positive") }
-        guard (0...100).contains(minAgreement), maxDepthError >= 0 else {
-            throw CLIError("--min-agreement is a percentage (0-100) and --max-depth-error is not negative")
+        guard (0...100).contains(maxLabelLoss), maxDepthError >= 0 else {
+            throw CLIError("--max-label-loss is a percentage (0-100) and --max-depth-error is not negative")
         }
         let model = try ModelLoading.load(self.model)
         var isDirectory: ObjCBool = false
@@ -53,7 +54,7 @@ struct CalibrateCommand: ParsableCommand {
         let result: Calibration.Result
         do {
             result = try Calibration.calibrate(model: model, frames: frames, threads: threads,
-                                               targets: .init(labels: minAgreement / 100, depthRelativeError: maxDepthError / 100)) {
+                                               targets: .init(labelLoss: maxLabelLoss / 100, depthError: maxDepthError / 100)) {
                 FileHandle.standardError.write(Data("calibrate: \($0)\n".utf8))
             }
         } catch let e as EngineError { throw CLIError(e.description) }

@@ -104,7 +104,7 @@ struct EvalCommand: ParsableCommand {
     }
 
     func report(seg: SegmentationMetrics, depth: DepthMetrics, names: [String], count: Int) {
-        var out: [String: Any] = ["images": count, "dataset": dataset.rawValue, "model": model ?? "default"]
+        var out: [String: Any] = ["images": count, "dataset": dataset.rawValue, "model": model ?? "default", "precision": precision.rawValue]
         print(String(format: "%d images", count))
         if seg.confusion.reduce(0, +) > 0 {
             print(String(format: "segmentation: mIoU %.2f %%, pixel accuracy %.2f %%", seg.meanIoU * 100, seg.pixelAccuracy * 100))
