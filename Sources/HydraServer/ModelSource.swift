@@ -12,9 +12,14 @@ public enum ModelSource: Sendable, CustomStringConvertible {
     /// Weights generated from a fixed seed (to compare a trained model against).
     case untrained
 
-    /// What a path argument names: "untrained", or a file.
+    /// What a path argument names: "default" (the built-in model, as the server names it),
+    /// "untrained", or a file.
     public init(path: String) {
-        self = path == "untrained" ? .untrained : .file(path)
+        switch path {
+        case "default": self = .builtIn
+        case "untrained": self = .untrained
+        default: self = .file(path)
+        }
     }
 
     public struct LoadError: Error, CustomStringConvertible {

@@ -13,7 +13,7 @@ struct BenchCommand: ParsableCommand {
         abstract: "Time the engine (preprocessing + network) on a synthetic frame."
     )
 
-    @Option(help: "Model (safetensors). Default: the built-in model; 'untrained': generated untrained weights.") var model: String?
+    @Option(help: "Model (safetensors), or 'default' (the built-in model, also when not given) or 'untrained' (generated untrained weights).") var model: String?
     @Option(help: "Input size WxH.") var size: String = "1226x370"
     @Option(help: "Arithmetic: f32 (exact), bf16 (AVX512-BF16) or int8 (AVX512-VNNI, a calibrated model: hydra calibrate).") var precision: Precision = .f32
     @Option(help: "Engine threads.") var threads: Int = ProcessInfo.processInfo.activeProcessorCount

@@ -19,7 +19,7 @@ struct CalibrateCommand: ParsableCommand {
         """
     )
 
-    @Option(help: "Model (safetensors). Default: the built-in model.") var model: String?
+    @Option(help: "Model (safetensors), or 'default' (the built-in model, also when not given).") var model: String?
     @Option(help: "Folder of calibration images (PNG, JPEG).") var images: String
     @Option(help: "Calibrated safetensors file to write.") var out: String?
     @Option(help: "Also write the calibration alone as JSON (what the built-in model ships beside its weights).")
@@ -95,7 +95,8 @@ struct CalibrateCommand: ParsableCommand {
     private func writeCalibrated(info: ModelInfo, to path: String) throws {
         let entries: [SafeTensorsWriter.Entry]
         var metadata = info.metadata
-        let source = model.map(ModelSource.init(path:)) ?? (DefaultModel.shippedPath.map { .file($0) } ?? .untrained)
+        var source = model.map(ModelSource.init(path:)) ?? .builtIn
+        if case .builtIn = source { source = DefaultModel.shippedPath.map { .file($0) } ?? .untrained }
         switch source {
         case let .file(p):
             let file = try SafeTensorsFile(path: p)

@@ -21,7 +21,7 @@ struct EvalCommand: ParsableCommand {
 
     enum Dataset: String, ExpressibleByArgument { case kitti, nyud }
 
-    @Option(help: "Model (safetensors). Default: the built-in model; 'untrained': generated untrained weights.") var model: String?
+    @Option(help: "Model (safetensors), or 'default' (the built-in model, also when not given) or 'untrained' (generated untrained weights).") var model: String?
     @Option(help: "Ground-truth conventions: kitti or nyud.") var dataset: Dataset
     @Option(help: "Depth PNG scale (the authors' KITTI data 800, KITTI's benchmark 256, NYUDv2 5000).") var depthScale: Double?
     @Option(help: "Depth evaluated up to this many metres (default: 80 for kitti, 10 for nyud).") var maxDepth: Float?

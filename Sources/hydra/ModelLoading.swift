@@ -5,8 +5,8 @@ import HydraServer
 import HydraWeights
 
 enum ModelLoading {
-    /// The model at `path`; the built-in default when nil; the generated untrained weights for
-    /// "untrained" (to compare a trained model against).
+    /// The model at `path`; the built-in default when nil or "default"; the generated untrained
+    /// weights for "untrained" (to compare a trained model against).
     static func load(_ path: String?) throws -> Model {
         let source = path.map(ModelSource.init(path:)) ?? .builtIn
         do { return try source.load() } catch let e as ModelSource.LoadError { throw CLIError(e.description) }

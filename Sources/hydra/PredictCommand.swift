@@ -17,7 +17,7 @@ struct PredictCommand: ParsableCommand {
         """
     )
 
-    @Option(help: "Model (safetensors). Default: the built-in model; 'untrained': generated untrained weights.") var model: String?
+    @Option(help: "Model (safetensors), or 'default' (the built-in model, also when not given) or 'untrained' (generated untrained weights).") var model: String?
     @Option(help: "Output folder.") var out: String?
     @Option(help: "Comma-separated: segmentation, depth, pointcloud, overlay, normals, summary.")
     var outputs: String = OutputKind.defaults.map(\.rawValue).joined(separator: ",")

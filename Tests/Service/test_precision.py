@@ -10,7 +10,9 @@ from PIL import Image
 from service import HYDRA, ROOT, parse_responses, raw
 
 MODEL = ROOT / "Sources/HydraEngine/Resources/default.safetensors"
-HAS_BF16 = "avx512_bf16" in open("/proc/cpuinfo").read()
+CPU = open("/proc/cpuinfo").read()
+HAS_BF16 = "avx512_bf16" in CPU
+HAS_INT8 = HAS_BF16 and "avx512_vnni" in CPU
 FRAME = (np.random.default_rng(11).random((120, 200, 3)) * 255).astype(np.uint8)
 
 
@@ -56,3 +58,21 @@ def test_bad_precision_flags_refuse_to_start(flags, says):
 def test_bf16_without_the_instructions_refuses_to_start():
     p = start("--precision", "bf16")
     assert p.returncode != 0 and "AVX512-BF16" in p.stderr, p.stderr[-500:]
+
+
+@pytest.mark.skipif(not HAS_INT8, reason="this CPU has no AVX512-VNNI and AVX512-BF16")
+def test_built_in_model_serves_int8_out_of_the_box(server_factory):
+    """The built-in model ships calibrated: --precision int8 needs nothing else."""
+    s = server_factory("--model", f"exact={MODEL}", "--model", "fast=default", "--model-precision", "fast=int8",
+                       "--workers", "1", "--threads-per-worker", "1")
+    listing = parse_responses(raw(s.port, b"GET /v1/models HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"))[0][2]
+    assert {m["name"]: m["precision"] for m in json.loads(listing)["models"]}["fast"] == "int8"
+    exact, fast = predict(s.port, "exact"), predict(s.port, "fast")
+    assert not np.array_equal(exact, fast)
+    assert np.mean(np.abs(fast - exact) / np.abs(exact)) < 0.03  # within int8's steps (docs/PRECISION.md)
+
+
+@pytest.mark.skipif(not HAS_INT8, reason="this CPU has no AVX512-VNNI and AVX512-BF16")
+def test_uncalibrated_model_asked_for_int8_refuses_to_start_naming_hydra_calibrate(tmp_path):
+    p = start("--model", "untrained", "--precision", "int8")
+    assert p.returncode != 0 and "hydra calibrate" in p.stderr, p.stderr[-500:]
