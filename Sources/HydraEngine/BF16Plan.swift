@@ -34,6 +34,7 @@ struct BF16Plan {
         func canWrite(_ step: Graph.Step, _ t: Int) -> Bool {
             switch step {
             case let .conv(name, _, _): return dense1x1(name) != nil
+            case .convAdd: return true
             case .depthwise, .stem: return true
             case .scale, .crpChain:
                 // The channel scales (alone or in the crp chain) write bf16 for a head that reads it; never the chain's scratch.
@@ -45,6 +46,7 @@ struct BF16Plan {
         func canRead(_ step: Graph.Step, _ t: Int) -> Bool {
             switch step {
             case let .conv(name, _, _): return dense1x1(name) != nil
+            case .convAdd: return true
             case .depthwise: return true
             case .head: return headTakingBF16(step)
             case let .crpChain(_, input, _, _, _): return t == input // the addend stays f32
@@ -56,14 +58,23 @@ struct BF16Plan {
             let writers = steps.filter { $0.outputs.contains(t) }, readers = steps.filter { $0.inputs.contains(t) }
             return !outputs.contains(t) && !writers.isEmpty && writers.allSatisfy { canWrite($0, t) } && readers.allSatisfy { canRead($0, t) }
         })
-        // A depthwise layer reads and writes bf16 together: drop pairs until none is split.
+        // A depthwise layer reads and writes bf16 together, a fused convolution writes its raw and
+        // summed outputs in one layout: drop pairs until none is split.
         var changed = true
         while changed {
             changed = false
-            for case let .depthwise(_, _, x, out) in steps where bf16.contains(x) != bf16.contains(out) {
-                bf16.remove(x)
-                bf16.remove(out)
-                changed = true
+            for step in steps {
+                let pair: (Int, Int)
+                switch step {
+                case let .depthwise(_, _, x, out): pair = (x, out)
+                case let .convAdd(_, _, _, out, _, raw?): pair = (out, raw)
+                default: continue
+                }
+                if bf16.contains(pair.0) != bf16.contains(pair.1) {
+                    bf16.remove(pair.0)
+                    bf16.remove(pair.1)
+                    changed = true
+                }
             }
         }
         tensors = bf16
@@ -73,6 +84,8 @@ struct BF16Plan {
                 if let c = dense1x1(name), bf16.contains(x) || bf16.contains(out) || c.inputChannels >= 64 {
                     weights[i] = model.reducedWeights.bf16(c)
                 }
+            case let .convAdd(name, _, _, _, _, _) where !int8Steps.contains(i):
+                weights[i] = model.reducedWeights.bf16(model.convs[name]!) // no XNNPACK operator does the fused add
             case let .head(name, x, _) where bf16.contains(x):
                 weights[i] = model.reducedWeights.bf16Head(model.convs[name]!)
             default: break

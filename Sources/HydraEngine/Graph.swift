@@ -28,6 +28,10 @@ struct Graph: Sendable {
         case head(String, input: Int, output: Int)
         /// Bilinear, half-pixel centres (PyTorch align_corners=False), to the size of `like`.
         case resize(input: Int, like: Int, output: Int)
+        /// A dense 1x1 convolution with the add behind it fused into its epilogue (reduced-precision
+        /// graphs only, `fusingResidualAdds`): output = clamp(conv(input) + residual) (ReLU6 or none);
+        /// `raw` keeps the convolution's own output where another step reads it too.
+        case convAdd(String, input: Int, residual: Int, output: Int, relu6: Bool, raw: Int?)
     }
 
     var steps: [Step] = []
@@ -181,6 +185,30 @@ struct Graph: Sendable {
         return x
     }
 
+    /// This graph with each add that has a dense 1x1 convolution's output as an operand fused into
+    /// that convolution (`.convAdd`), where the other operand is ready when the convolution runs.
+    /// For reduced-precision replicas, whose GEMMs add the residual in their epilogue; f32 replicas
+    /// keep XNNPACK's convolution and add (exact against the reference).
+    func fusingResidualAdds(_ convs: [String: FoldedConv]) -> Graph {
+        var steps = self.steps
+        var fused = Set<Int>()
+        func writer(_ t: Int) -> Int? { steps.firstIndex { $0.outputs.contains(t) } }
+        for (i, step) in steps.enumerated() {
+            guard case let .add(a, b, out, relu6) = step else { continue }
+            for (t, other) in [(a, b), (b, a)] {
+                guard let j = writer(t), case let .conv(name, x, _) = steps[j], convs[name]!.isDense1x1,
+                      (writer(other) ?? -1) < j else { continue }
+                let readers = steps.indices.filter { steps[$0].inputs.contains(t) }
+                steps[j] = .convAdd(name, input: x, residual: other, output: out, relu6: relu6, raw: readers == [i] ? nil : t)
+                fused.insert(i)
+                break
+            }
+        }
+        var g = self
+        g.steps = steps.indices.filter { !fused.contains($0) }.map { steps[$0] }
+        return g
+    }
+
     /// Spatial size of every tensor for an input of `height` x `width`, by PyTorch's arithmetic.
     func shapes(height: Int, width: Int, model: Model) -> [(h: Int, w: Int)] {
         var s = [(h: Int, w: Int)](repeating: (0, 0), count: channels.count)
@@ -191,6 +219,9 @@ struct Graph: Sendable {
                 let c = model.convs[name]!
                 let pad = c.kernel / 2
                 s[out] = ((s[x].h + 2 * pad - c.kernel) / c.stride + 1, (s[x].w + 2 * pad - c.kernel) / c.stride + 1)
+            case let .convAdd(_, x, _, out, _, raw):
+                s[out] = s[x] // 1x1, stride 1
+                if let raw { s[raw] = s[x] }
             case let .stem(_, out): s[out] = ((s[input].h + 1) / 2, (s[input].w + 1) / 2)
             case let .depthwise(name, _, x, out):
                 let st = model.convs[name]!.stride
@@ -235,6 +266,7 @@ extension Graph.Step {
         case let .crpChain(_, x, b, _, _): return [x, b]
         case .stem: return []
         case let .add(a, b, _, _): return [a, b]
+        case let .convAdd(_, x, r, _, _, _): return [x, r]
         case let .crpScale(_, top, x, _, _): return [top, x]
         }
     }
@@ -246,6 +278,7 @@ extension Graph.Step {
              let .maxPool5(_, out), let .scale(_, _, out, _), let .resize(_, _, out):
             return [out]
         case let .crpScale(_, _, _, topOut, xOut): return [topOut, xOut]
+        case let .convAdd(_, _, _, out, _, raw): return [out] + (raw.map { [$0] } ?? [])
         case let .crpChain(_, _, _, outs, scratch): return outs.map(\.tensor) + [scratch]
         }
     }

@@ -16,7 +16,7 @@ struct Int8Plan {
     /// `layers`, when given, replaces the calibration's choice (per-layer sensitivity measures one at a time).
     init(graph: Graph, model: Model, calibration: Int8Calibration, layers: Set<String>? = nil) {
         for (i, step) in graph.steps.enumerated() {
-            guard case let .conv(name, _, _) = step, let c = model.convs[name], c.isDense1x1,
+            guard let name = step.convolution, let c = model.convs[name], c.isDense1x1,
                   let q = calibration.quantization(of: name), layers?.contains(name) ?? !calibration.keep.contains(name) else { continue }
             steps[i] = Step(weights: model.reducedWeights.int8(c), scale: q.scale, zero: q.zero)
         }
@@ -27,6 +27,16 @@ struct Int8Plan {
         model.graph.steps.compactMap { step in
             guard case let .conv(name, _, _) = step, model.convs[name]!.isDense1x1 else { return nil }
             return name
+        }
+    }
+}
+
+extension Graph.Step {
+    /// The layer a convolution step runs (with or without a fused add).
+    var convolution: String? {
+        switch self {
+        case let .conv(name, _, _), let .convAdd(name, _, _, _, _, _): return name
+        default: return nil
         }
     }
 }

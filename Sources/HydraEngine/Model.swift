@@ -60,8 +60,10 @@ public final class Model: Sendable {
     let convs: [String: FoldedConv]
     /// Per-channel scales of the depthwise 1x1 layers (crp1 stages, pre_* heads).
     let scales: [String: [Float]]
-    /// The network as steps over tensors, built once here for every replica.
+    /// The network as steps over tensors, built once here for every replica; `fusedGraph` with the
+    /// residual adds fused into the 1x1 convolutions, for bf16 and int8 replicas.
     let graph: Graph
+    let fusedGraph: Graph
     /// The first replica's packed weights, reused by later replicas.
     let packedWeights = SharedPackedWeights()
     /// bf16 (and later int8) packings of the weights, made on first use and shared by replicas.
@@ -145,6 +147,7 @@ public final class Model: Sendable {
         self.convs = convs
         self.scales = scales
         graph = Graph(layers: ModelLayers(convs: convs, scales: scales, hasNormals: arch.hasNormals))
+        fusedGraph = graph.fusingResidualAdds(convs)
     }
 
     /// The same weights with other metadata (a calibration added): shares the folded layers and
@@ -156,6 +159,7 @@ public final class Model: Sendable {
         convs = model.convs
         scales = model.scales
         graph = model.graph
+        fusedGraph = model.fusedGraph
     }
 
     /// Loads a safetensors file written by `hydra convert` (or any file with the official names);

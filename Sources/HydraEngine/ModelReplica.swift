@@ -99,7 +99,7 @@ public final class ModelReplica: @unchecked Sendable {
         self.model = model
         self.threads = max(1, threads)
         self.precision = precision
-        graph = model.graph
+        graph = precision == .f32 ? model.graph : model.fusedGraph
         var int8Plan: Int8Plan?
         if precision == .int8 {
             guard let calibration = model.info.int8 else {
@@ -162,6 +162,10 @@ public final class ModelReplica: @unchecked Sendable {
             let kind = (c.groups > 1 ? "depthwise \(c.kernel)x\(c.kernel)" : "conv \(c.kernel)x\(c.kernel)")
                 + (int8?.steps[i] != nil ? " int8" : bf16Weights[i] != nil ? " bf16" : "")
             return "\(kind)\(c.stride > 1 ? " s\(c.stride)" : "") \(at(x)) -> \(graph.channels[out])\(bf16 == nil ? "" : types(x, out))"
+        case let .convAdd(name, x, _, out, _, raw):
+            let c = model.convs[name]!
+            return "conv 1x1 \(int8?.steps[i] != nil ? "int8" : "bf16") + add\(raw != nil ? " (and raw)" : "") \(at(x)) -> \(c.outputChannels)"
+                + types(x, out)
         case let .stem(_, out):
             return "stem conv 3x3 s2 on rgb8 \(plan.shapes[graph.input].w)x\(plan.shapes[graph.input].h)x3 -> \(graph.channels[out])"
                 + (bf16Tensors.contains(out) ? " (to bf16)" : "")
@@ -204,7 +208,7 @@ public final class ModelReplica: @unchecked Sendable {
             op = created
         case .resize:
             return nil // created at setup: channels are known from the graph, see `setUp`
-        case .stem, .depthwise, .maxPool5, .scale, .head, .crpScale, .crpChain:
+        case .stem, .depthwise, .maxPool5, .scale, .head, .crpScale, .crpChain, .convAdd:
             return nil
         }
         guard status == xnn_status_success else { throw EngineError.xnnpack("cannot create operator for \(step) (status \(status.rawValue))") }
@@ -255,7 +259,7 @@ public final class ModelReplica: @unchecked Sendable {
                 }
                 status = xnn_setup_resize_bilinear2d_nhwc_f32(operators[i], 1, shapes[x].h, shapes[x].w, shapes[out].h,
                                                                shapes[out].w, pointer(newPlan, x), pointer(newPlan, out), pool)
-            case .stem, .depthwise, .maxPool5, .scale, .head, .crpScale, .crpChain:
+            case .stem, .depthwise, .maxPool5, .scale, .head, .crpScale, .crpChain, .convAdd:
                 continue
             }
             guard status == xnn_status_success else {
@@ -323,26 +327,13 @@ public final class ModelReplica: @unchecked Sendable {
                 observeConvInput(name, UnsafeBufferPointer(start: pointer(plan, x), count: plan.shapes[x].h * plan.shapes[x].w * graph.channels[x]))
             }
             switch step {
-            case let .conv(name, x, out) where int8?.steps[i] != nil:
-                let c = model.convs[name]!, q = int8!.steps[i]!
-                let status = q.weights.packed.withUnsafeBufferPointer { w in
-                    c.withBias { bias in
-                        hydra_conv1x1_int8(rawPointer(plan, x), plan.shapes[x].h * plan.shapes[x].w, c.inputChannels, q.scale, q.zero,
-                                           w.baseAddress, q.weights.scales, q.weights.columnSums, bias, c.outputChannels, c.clamp.lo,
-                                           c.clamp.hi, rawPointer(plan, out), bf16!.layout(input: x, output: out), pool)
-                    }
-                }
-                precondition(status == 0, "the int8 kernel refused step \(i)")
-            case let .conv(name, x, out) where bf16Weights[i] != nil:
-                let c = model.convs[name]!
-                let status = bf16Weights[i]!.withUnsafeBufferPointer { w in
-                    c.withBias { bias in
-                        hydra_conv1x1_bf16(rawPointer(plan, x), plan.shapes[x].h * plan.shapes[x].w, c.inputChannels, w.baseAddress,
-                                           bias, c.outputChannels, c.clamp.lo, c.clamp.hi, rawPointer(plan, out),
-                                           bf16!.layout(input: x, output: out), pool)
-                    }
-                }
-                precondition(status == 0, "the bf16 kernel refused step \(i)")
+            case let .conv(name, x, out) where int8?.steps[i] != nil || bf16Weights[i] != nil:
+                runGEMM(i, model.convs[name]!, x, out, residual: nil, plan)
+            case let .convAdd(name, x, r, out, relu6, raw):
+                let clamp = outputClamp(relu6: relu6)
+                var residual = hydra_residual(input: rawPointer(plan, r), bf16: bf16Tensors.contains(r) ? 1 : 0, lo: clamp.lo, hi: clamp.hi,
+                                              raw: raw.map { rawPointer(plan, $0) })
+                runGEMM(i, model.convs[name]!, x, out, residual: &residual, plan)
             case .conv, .add, .resize:
                 let s = xnn_run_operator(operators[i], pool)
                 guard s == xnn_status_success else { throw EngineError.xnnpack("step \(i) (\(step)) failed with status \(s.rawValue)") }
@@ -432,6 +423,29 @@ public final class ModelReplica: @unchecked Sendable {
         p.networkSeconds = t2 - t1
         trimArena(needed: needed)
         return p
+    }
+
+    /// A 1x1 convolution by the int8 or bf16 GEMM, with the residual add when fused.
+    private func runGEMM(_ i: Int, _ c: FoldedConv, _ x: Int, _ out: Int, residual: UnsafePointer<hydra_residual>?, _ plan: Plan) {
+        let pixels = plan.shapes[x].h * plan.shapes[x].w, layout = bf16!.layout(input: x, output: out)
+        let status: Int32
+        if let q = int8?.steps[i] {
+            status = q.weights.packed.withUnsafeBufferPointer { w in
+                c.withBias { bias in
+                    hydra_conv1x1_int8(rawPointer(plan, x), pixels, c.inputChannels, q.scale, q.zero, w.baseAddress, q.weights.scales,
+                                       q.weights.columnSums, bias, c.outputChannels, c.clamp.lo, c.clamp.hi, rawPointer(plan, out), layout,
+                                       residual, pool)
+                }
+            }
+        } else {
+            status = bf16Weights[i]!.withUnsafeBufferPointer { w in
+                c.withBias { bias in
+                    hydra_conv1x1_bf16(rawPointer(plan, x), pixels, c.inputChannels, w.baseAddress, bias, c.outputChannels, c.clamp.lo,
+                                       c.clamp.hi, rawPointer(plan, out), layout, residual, pool)
+                }
+            }
+        }
+        precondition(status == 0, "the \(int8?.steps[i] != nil ? "int8" : "bf16") kernel refused step \(i)")
     }
 
     /// NHWC [h][w][c] in the arena to planar [c][h][w].

@@ -20,9 +20,72 @@ static inline float hydra_clamp(float v, float lo, float hi) {
     return v > hi ? hi : v;
 }
 
+uint16_t hydra_bf16_from_float(float f);
+
+/* The GEMM references' output of one value v (already clamped): with a residual, v is written to
+   `raw` if asked, then clamp(v + residual) is the output; f32 or rounded to bf16 (`bf16`). */
+static inline void hydra_store_value(void *out, int bf16, size_t i, float v) {
+    if (bf16) ((uint16_t *)out)[i] = hydra_bf16_from_float(v);
+    else ((float *)out)[i] = v;
+}
+
+#include "hydra_kernels.h"
+static inline void hydra_reference_output(void *out, int bf16, const hydra_residual *res, size_t i, float v) {
+    if (res) {
+        if (res->raw) hydra_store_value(res->raw, bf16, i, v);
+        const float r = res->bf16 ? hydra_bf16_to_float(((const uint16_t *)res->input)[i]) : ((const float *)res->input)[i];
+        v = hydra_clamp(v + r, res->lo, res->hi);
+    }
+    hydra_store_value(out, bf16, i, v);
+}
+
 #if defined(__x86_64__) && defined(__clang__)
 #define HYDRA_HAS_BF16_BUILD 1
 #include <immintrin.h>
 #define BF16_TARGET __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16,fma")))
+
+/* The GEMM kernels' store of one row's `cols` (<= 32) outputs from n0, v0 and v1 already clamped:
+   the residual's add (and raw copy) as hydra_reference_output, then f32 or bf16. Plain stores for
+   whole blocks, masks only for the tail (masked stores are slower). */
+BF16_TARGET static inline __attribute__((always_inline))
+void hydra_gemm_store(void *out, int bf16, const hydra_residual *res, size_t N, size_t row, size_t n0, size_t cols,
+                      __m512 v0, __m512 v1) {
+    const __mmask16 m0 = cols >= 16 ? 0xFFFF : (__mmask16)((1u << cols) - 1);
+    const __mmask16 m1 = cols <= 16 ? 0 : cols >= 32 ? 0xFFFF : (__mmask16)((1u << (cols - 16)) - 1);
+    const size_t at = row * N + n0;
+    for (int pass = res && res->raw ? 0 : 1; pass < 2; pass++) {
+        void *dst = pass == 0 ? res->raw : out;
+        if (pass == 1 && res) {
+            __m512 r0, r1;
+            if (res->bf16) {
+                const uint16_t *src = (const uint16_t *)res->input + at;
+                r0 = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m0, src)), 16));
+                r1 = _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m1, src + 16)), 16));
+            } else {
+                const float *src = (const float *)res->input + at;
+                r0 = _mm512_maskz_loadu_ps(m0, src);
+                r1 = _mm512_maskz_loadu_ps(m1, src + 16);
+            }
+            const __m512 lo = _mm512_set1_ps(res->lo), hi = _mm512_set1_ps(res->hi);
+            v0 = _mm512_min_ps(_mm512_max_ps(_mm512_add_ps(v0, r0), lo), hi);
+            v1 = _mm512_min_ps(_mm512_max_ps(_mm512_add_ps(v1, r1), lo), hi);
+        }
+        if (bf16) {
+            uint16_t *d = (uint16_t *)dst + at;
+            const __m512i packed = (__m512i)_mm512_cvtne2ps_pbh(v1, v0);
+            if (cols == 32) _mm512_storeu_si512(d, packed);
+            else _mm512_mask_storeu_epi16(d, (__mmask32)((1ull << cols) - 1), packed);
+        } else {
+            float *d = (float *)dst + at;
+            if (cols == 32) {
+                _mm512_storeu_ps(d, v0);
+                _mm512_storeu_ps(d + 16, v1);
+            } else {
+                _mm512_mask_storeu_ps(d, m0, v0);
+                _mm512_mask_storeu_ps(d + 16, m1, v1);
+            }
+        }
+    }
+}
 #endif
 #endif

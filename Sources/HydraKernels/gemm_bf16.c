@@ -56,7 +56,8 @@ static inline float input_at(const void *in, int layout, size_t m, size_t K, siz
 }
 
 void hydra_conv1x1_bf16_reference(const void *in, size_t pixels, size_t in_channels, const uint16_t *packed,
-                                  const float *bias, size_t out_channels, float lo, float hi, void *out, int layout) {
+                                  const float *bias, size_t out_channels, float lo, float hi, void *out, int layout,
+                                  const hydra_residual *residual) {
     const size_t K2 = even(in_channels) / 2;
     for (size_t m = 0; m < pixels; m++) {
         for (size_t n = 0; n < out_channels; n++) {
@@ -69,11 +70,7 @@ void hydra_conv1x1_bf16_reference(const void *in, size_t pixels, size_t in_chann
                 acc = hydra_ftz(acc + a0 * hydra_bf16_to_float(b[k2 * NR * 2]));
             }
             const float v = hydra_clamp(acc + (bias ? bias[n] : 0.0f), lo, hi);
-            if (layout & HYDRA_BF16_OUTPUT) {
-                ((uint16_t *)out)[m * out_channels + n] = hydra_bf16_from_float(v);
-            } else {
-                ((float *)out)[m * out_channels + n] = v;
-            }
+            hydra_reference_output(out, layout & HYDRA_BF16_OUTPUT, residual, m * out_channels + n, v);
         }
     }
 }
@@ -87,6 +84,7 @@ typedef struct {
     size_t M, K, N;
     float lo, hi;
     int layout;
+    const hydra_residual *residual;
 } gemm_ctx;
 
 /* MR rows of A as bf16 pairs: panel[k2][r] = (a[r][2 k2], a[r][2 k2 + 1]) as one 32-bit word, so the
@@ -159,25 +157,7 @@ static void micro(const gemm_ctx *c, const uint32_t *panel, size_t nb, size_t m,
     for (size_t r = 0; r < rows; r++) {
         const __m512 v0 = _mm512_min_ps(_mm512_max_ps(_mm512_add_ps(acc[r][0], bias0), vlo), vhi);
         const __m512 v1 = _mm512_min_ps(_mm512_max_ps(_mm512_add_ps(acc[r][1], bias1), vlo), vhi);
-        if (c->layout & HYDRA_BF16_OUTPUT) {
-            uint16_t *dst = (uint16_t *)c->out + (m + r) * N + n0;
-            const __m512i packed = (__m512i)_mm512_cvtne2ps_pbh(v1, v0);
-            if (cols == NR) {
-                _mm512_storeu_si512(dst, packed);
-            } else {
-                _mm512_mask_storeu_epi16(dst, (__mmask32)((1u << cols) - 1), packed);
-            }
-        } else {
-            float *dst = (float *)c->out + (m + r) * N + n0;
-            /* Masked stores are slower: plain ones for whole blocks, masks only for the tail. */
-            if (cols == NR) {
-                _mm512_storeu_ps(dst, v0);
-                _mm512_storeu_ps(dst + 16, v1);
-            } else {
-                _mm512_mask_storeu_ps(dst, m0, v0);
-                _mm512_mask_storeu_ps(dst + 16, m1, v1);
-            }
-        }
+        hydra_gemm_store(c->out, c->layout & HYDRA_BF16_OUTPUT, c->residual, N, m + r, n0, cols, v0, v1);
     }
 }
 
@@ -198,9 +178,10 @@ int hydra_bf16_supported(void) {
 }
 
 int hydra_conv1x1_bf16(const void *in, size_t pixels, size_t in_channels, const uint16_t *packed, const float *bias,
-                       size_t out_channels, float lo, float hi, void *out, int layout, pthreadpool_t pool) {
+                       size_t out_channels, float lo, float hi, void *out, int layout, const hydra_residual *residual,
+                       pthreadpool_t pool) {
     if (!hydra_bf16_supported() || in_channels == 0 || in_channels > KMAX) return -1;
-    gemm_ctx c = {in, packed, bias, out, pixels, in_channels, out_channels, lo, hi, layout};
+    gemm_ctx c = {in, packed, bias, out, pixels, in_channels, out_channels, lo, hi, layout, residual};
     hydra_parallelize_1d_tile_1d(pool, gemm_rows, &c, pixels, ROWS_PER_TASK);
     return 0;
 }
@@ -208,7 +189,9 @@ int hydra_conv1x1_bf16(const void *in, size_t pixels, size_t in_channels, const 
 int hydra_bf16_supported(void) { return 0; }
 
 int hydra_conv1x1_bf16(const void *in, size_t pixels, size_t in_channels, const uint16_t *packed, const float *bias,
-                       size_t out_channels, float lo, float hi, void *out, int layout, pthreadpool_t pool) {
+                       size_t out_channels, float lo, float hi, void *out, int layout, const hydra_residual *residual,
+                       pthreadpool_t pool) {
+    (void)residual;
     (void)in; (void)pixels; (void)in_channels; (void)packed; (void)bias; (void)out_channels; (void)lo; (void)hi; (void)out;
     (void)layout; (void)pool;
     return -1;

@@ -66,7 +66,7 @@ uint8_t hydra_int8_quantize(float x, float scale, int32_t zero) {
 
 void hydra_conv1x1_int8_reference(const void *in, size_t pixels, size_t in_channels, float scale, int32_t zero,
                                   const int8_t *packed, const float *weight_scales, const int32_t *colsums, const float *bias,
-                                  size_t out_channels, float lo, float hi, void *out, int layout) {
+                                  size_t out_channels, float lo, float hi, void *out, int layout, const hydra_residual *residual) {
     const size_t K4 = quad(in_channels) / 4;
     for (size_t m = 0; m < pixels; m++) {
         for (size_t n = 0; n < out_channels; n++) {
@@ -78,11 +78,7 @@ void hydra_conv1x1_int8_reference(const void *in, size_t pixels, size_t in_chann
             }
             acc -= zero * colsums[n];
             const float v = hydra_clamp(fmaf((float)acc, scale * weight_scales[n], bias ? bias[n] : 0.0f), lo, hi);
-            if (layout & HYDRA_BF16_OUTPUT) {
-                ((uint16_t *)out)[m * out_channels + n] = hydra_bf16_from_float(v);
-            } else {
-                ((float *)out)[m * out_channels + n] = v;
-            }
+            hydra_reference_output(out, layout & HYDRA_BF16_OUTPUT, residual, m * out_channels + n, v);
         }
     }
 }
@@ -103,6 +99,7 @@ typedef struct {
     float scale, lo, hi;
     int32_t zero;
     int layout;
+    const hydra_residual *residual;
 } gemm_ctx;
 
 /* 16 inputs from k (masked past K, where the weights are zero), quantized to 16 bytes. */
@@ -195,21 +192,7 @@ static void micro(const gemm_ctx *c, const uint32_t *panel, size_t nb, size_t m,
             v0 = _mm512_min_ps(_mm512_max_ps(v0, vlo), vhi);
             v1 = _mm512_min_ps(_mm512_max_ps(v1, vlo), vhi);
         }
-        if (c->layout & HYDRA_BF16_OUTPUT) {
-            uint16_t *dst = (uint16_t *)c->out + (m + r) * N + n0;
-            const __m512i packed = (__m512i)_mm512_cvtne2ps_pbh(v1, v0);
-            if (cols == NR) _mm512_storeu_si512(dst, packed);
-            else _mm512_mask_storeu_epi16(dst, (__mmask32)((1u << cols) - 1), packed);
-        } else {
-            float *dst = (float *)c->out + (m + r) * N + n0;
-            if (cols == NR) {
-                _mm512_storeu_ps(dst, v0);
-                _mm512_storeu_ps(dst + 16, v1);
-            } else {
-                _mm512_mask_storeu_ps(dst, m0, v0);
-                _mm512_mask_storeu_ps(dst + 16, m1, v1);
-            }
-        }
+        hydra_gemm_store(c->out, c->layout & HYDRA_BF16_OUTPUT, c->residual, N, m + r, n0, cols, v0, v1);
     }
 }
 
@@ -232,9 +215,10 @@ int hydra_int8_supported(void) {
 
 int hydra_conv1x1_int8(const void *in, size_t pixels, size_t in_channels, float scale, int32_t zero, const int8_t *packed,
                        const float *weight_scales, const int32_t *colsums, const float *bias, size_t out_channels, float lo,
-                       float hi, void *out, int layout, pthreadpool_t pool) {
+                       float hi, void *out, int layout, const hydra_residual *residual, pthreadpool_t pool) {
     if (!hydra_int8_supported() || in_channels == 0 || in_channels > KMAX || !(scale > 0) || zero < 0 || zero > 255) return -1;
-    gemm_ctx c = {in, packed, weight_scales, colsums, bias, out, pixels, in_channels, out_channels, scale, lo, hi, zero, layout};
+    gemm_ctx c = {in, packed, weight_scales, colsums, bias, out, pixels, in_channels, out_channels, scale, lo, hi, zero, layout,
+                  residual};
     hydra_parallelize_1d_tile_1d(pool, gemm_rows, &c, pixels, ROWS_PER_TASK);
     return 0;
 }
@@ -243,7 +227,8 @@ int hydra_int8_supported(void) { return 0; }
 
 int hydra_conv1x1_int8(const void *in, size_t pixels, size_t in_channels, float scale, int32_t zero, const int8_t *packed,
                        const float *weight_scales, const int32_t *colsums, const float *bias, size_t out_channels, float lo,
-                       float hi, void *out, int layout, pthreadpool_t pool) {
+                       float hi, void *out, int layout, const hydra_residual *residual, pthreadpool_t pool) {
+    (void)residual;
     (void)in; (void)pixels; (void)in_channels; (void)scale; (void)zero; (void)packed; (void)weight_scales; (void)colsums;
     (void)bias; (void)out_channels; (void)lo; (void)hi; (void)out; (void)layout; (void)pool;
     return -1;

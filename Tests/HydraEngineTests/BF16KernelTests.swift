@@ -52,14 +52,16 @@ final class BF16KernelTests: XCTestCase {
                 hydra_bf16_pack_weights(w, k, n, &packed)
                 let (lo, hi): (Float, Float) = relu6 ? (0, 6) : (-.infinity, .infinity)
                 for layout in [0, HYDRA_BF16_INPUT, HYDRA_BF16_OUTPUT, HYDRA_BF16_INPUT | HYDRA_BF16_OUTPUT].map(Int32.init) {
-                    let size = layout & Int32(HYDRA_BF16_OUTPUT) != 0 ? 2 : 4
-                    var got = [UInt8](repeating: 0xA5, count: m * n * size + 64), want = [UInt8](repeating: 0, count: m * n * size)
-                    let input: [UInt8] = layout & Int32(HYDRA_BF16_INPUT) != 0 ? x16.withUnsafeBytes { Array($0) } : x.withUnsafeBytes { Array($0) }
-                    let status = bias.withOptionalPointer { b in hydra_conv1x1_bf16(input, m, k, packed, b, n, lo, hi, &got, layout, pool) }
-                    XCTAssertEqual(status, 0)
-                    bias.withOptionalPointer { b in hydra_conv1x1_bf16_reference(input, m, k, packed, b, n, lo, hi, &want, layout) }
-                    XCTAssertEqual(Array(got.prefix(m * n * size)), want, "\(m)x\(k)x\(n), layout \(layout), \(threads) threads")
-                    XCTAssertTrue(got.suffix(64).allSatisfy { $0 == 0xA5 }, "wrote past the end")
+                    for residual in ResidualCase.all(m * n, &rng) {
+                        let size = layout & Int32(HYDRA_BF16_OUTPUT) != 0 ? 2 : 4
+                        let input: [UInt8] = layout & Int32(HYDRA_BF16_INPUT) != 0 ? x16.withUnsafeBytes { Array($0) } : x.withUnsafeBytes { Array($0) }
+                        let (got, want) = residual.run(count: m * n * size) { out, res in
+                            XCTAssertEqual(bias.withOptionalPointer { b in hydra_conv1x1_bf16(input, m, k, packed, b, n, lo, hi, out, layout, res, pool) }, 0)
+                        } reference: { out, res in
+                            bias.withOptionalPointer { b in hydra_conv1x1_bf16_reference(input, m, k, packed, b, n, lo, hi, out, layout, res) }
+                        }
+                        XCTAssertEqual(got, want, "\(m)x\(k)x\(n), layout \(layout), \(residual), \(threads) threads")
+                    }
                 }
             }
         }
@@ -142,7 +144,7 @@ final class BF16KernelTests: XCTestCase {
         var packed = [UInt16](repeating: 0, count: hydra_bf16_packed_elements(k, n))
         hydra_bf16_pack_weights(w, k, n, &packed)
         var out = [Float](repeating: 0, count: m * n)
-        hydra_conv1x1_bf16_reference(x, m, k, packed, nil, n, -.infinity, .infinity, &out, 0)
+        hydra_conv1x1_bf16_reference(x, m, k, packed, nil, n, -.infinity, .infinity, &out, 0, nil)
         for i in 0..<m { for o in 0..<n {
             var exact = 0.0, magnitude = 0.0
             for j in 0..<k { exact += Double(x[i * k + j]) * Double(w[o * k + j]); magnitude += abs(Double(x[i * k + j]) * Double(w[o * k + j])) }
@@ -155,5 +157,41 @@ extension Optional where Wrapped == [Float] {
     func withOptionalPointer<R>(_ body: (UnsafePointer<Float>?) -> R) -> R {
         guard let self else { return body(nil) }
         return self.withUnsafeBufferPointer { body($0.baseAddress) }
+    }
+}
+
+/// The residual add of the GEMM epilogues, in each form: none, an f32 residual with the raw output
+/// also written, a bf16 one with a ReLU6 clamp. `run` returns the kernel's and the reference's bytes
+/// (output, then raw), and checks that nothing was written past either.
+struct ResidualCase: CustomStringConvertible {
+    let values: [Float]?
+    let bf16: Bool, raw: Bool, lo: Float, hi: Float
+    var description: String { values == nil ? "no residual" : "residual \(bf16 ? "bf16" : "f32")\(raw ? " + raw" : "")" }
+
+    static func all(_ count: Int, _ rng: inout SystemRandomNumberGenerator) -> [ResidualCase] {
+        let v = (0..<count).map { _ in Float.random(in: -3...3, using: &rng) }
+        return [ResidualCase(values: nil, bf16: false, raw: false, lo: 0, hi: 0),
+                ResidualCase(values: v, bf16: false, raw: true, lo: -.infinity, hi: .infinity),
+                ResidualCase(values: v, bf16: true, raw: false, lo: 0, hi: 6)]
+    }
+
+    func run(count: Int, kernel: (UnsafeMutableRawPointer, UnsafePointer<hydra_residual>?) -> Void,
+             reference: (UnsafeMutableRawPointer, UnsafePointer<hydra_residual>?) -> Void) -> ([UInt8], [UInt8]) {
+        let input: [UInt8] = values.map { v in bf16 ? v.map { hydra_bf16_from_float($0) }.withUnsafeBytes { Array($0) } : v.withUnsafeBytes { Array($0) } } ?? []
+        func go(_ body: (UnsafeMutableRawPointer, UnsafePointer<hydra_residual>?) -> Void) -> [UInt8] {
+            var out = [UInt8](repeating: 0xA5, count: count + 64), rawOut = [UInt8](repeating: 0xA5, count: count + 64)
+            input.withUnsafeBytes { inp in
+                out.withUnsafeMutableBytes { o in
+                    rawOut.withUnsafeMutableBytes { r in
+                        guard values != nil else { return body(o.baseAddress!, nil) }
+                        var res = hydra_residual(input: inp.baseAddress, bf16: bf16 ? 1 : 0, lo: lo, hi: hi, raw: raw ? r.baseAddress : nil)
+                        body(o.baseAddress!, &res)
+                    }
+                }
+            }
+            XCTAssertTrue(out.suffix(64).allSatisfy { $0 == 0xA5 } && rawOut.suffix(64).allSatisfy { $0 == 0xA5 }, "wrote past the end")
+            return Array(out.prefix(count)) + (raw ? Array(rawOut.prefix(count)) : [])
+        }
+        return (go(kernel), go(reference))
     }
 }

@@ -51,25 +51,27 @@ final class Int8KernelTests: XCTestCase {
                 hydra_int8_pack_weights(w, k, n, &packed, &scales, &sums)
                 let (lo, hi): (Float, Float) = relu6 ? (0, 6) : (-.infinity, .infinity)
                 for layout in [0, HYDRA_BF16_INPUT, HYDRA_BF16_OUTPUT, HYDRA_BF16_INPUT | HYDRA_BF16_OUTPUT].map(Int32.init) {
-                    let size = layout & Int32(HYDRA_BF16_OUTPUT) != 0 ? 2 : 4
-                    var got = [UInt8](repeating: 0xA5, count: m * n * size + 64), want = [UInt8](repeating: 0, count: m * n * size)
-                    let input: [UInt8] = layout & Int32(HYDRA_BF16_INPUT) != 0 ? x16.withUnsafeBytes { Array($0) } : x.withUnsafeBytes { Array($0) }
-                    let status = bias.withOptionalPointer { b in
-                        hydra_conv1x1_int8(input, m, k, scale, Int32(zero), packed, scales, sums, b, n, lo, hi, &got, layout, pool)
+                    for residual in ResidualCase.all(m * n, &rng) {
+                        let size = layout & Int32(HYDRA_BF16_OUTPUT) != 0 ? 2 : 4
+                        let input: [UInt8] = layout & Int32(HYDRA_BF16_INPUT) != 0 ? x16.withUnsafeBytes { Array($0) } : x.withUnsafeBytes { Array($0) }
+                        let (got, want) = residual.run(count: m * n * size) { out, res in
+                            XCTAssertEqual(bias.withOptionalPointer { b in
+                                hydra_conv1x1_int8(input, m, k, scale, Int32(zero), packed, scales, sums, b, n, lo, hi, out, layout, res, pool)
+                            }, 0)
+                        } reference: { out, res in
+                            bias.withOptionalPointer { b in
+                                hydra_conv1x1_int8_reference(input, m, k, scale, Int32(zero), packed, scales, sums, b, n, lo, hi, out, layout, res)
+                            }
+                        }
+                        XCTAssertEqual(got, want, "\(m)x\(k)x\(n), zero \(zero), layout \(layout), \(residual), \(threads) threads")
                     }
-                    XCTAssertEqual(status, 0)
-                    bias.withOptionalPointer { b in
-                        hydra_conv1x1_int8_reference(input, m, k, scale, Int32(zero), packed, scales, sums, b, n, lo, hi, &want, layout)
-                    }
-                    XCTAssertEqual(Array(got.prefix(m * n * size)), want, "\(m)x\(k)x\(n), zero \(zero), layout \(layout), \(threads) threads")
-                    XCTAssertTrue(got.suffix(64).allSatisfy { $0 == 0xA5 }, "wrote past the end")
                 }
             }
             var out = [Float](repeating: 0, count: 4)
             XCTAssertEqual(hydra_conv1x1_int8([Float](repeating: 0, count: 4), 1, 4, 0, 0, [Int8](repeating: 0, count: 128), [1], [0],
-                                              nil, 1, 0, 6, &out, 0, pool), -1, "a zero scale is refused")
+                                              nil, 1, 0, 6, &out, 0, nil, pool), -1, "a zero scale is refused")
             XCTAssertEqual(hydra_conv1x1_int8([Float](repeating: 0, count: 4), 1, 4, 1, 256, [Int8](repeating: 0, count: 128), [1], [0],
-                                              nil, 1, 0, 6, &out, 0, pool), -1, "a zero point outside 0-255 is refused")
+                                              nil, 1, 0, 6, &out, 0, nil, pool), -1, "a zero point outside 0-255 is refused")
         }
     }
 
@@ -85,7 +87,7 @@ final class Int8KernelTests: XCTestCase {
         var scales = [Float](repeating: 0, count: n), sums = [Int32](repeating: 0, count: n)
         hydra_int8_pack_weights(w, k, n, &packed, &scales, &sums)
         var out = [Float](repeating: 0, count: m * n)
-        hydra_conv1x1_int8_reference(x, m, k, scale, zero, packed, scales, sums, nil, n, -.infinity, .infinity, &out, 0)
+        hydra_conv1x1_int8_reference(x, m, k, scale, zero, packed, scales, sums, nil, n, -.infinity, .infinity, &out, 0, nil)
         for p in 0..<m {
             for o in 0..<n {
                 var exact = 0.0, bound = 0.0

@@ -93,3 +93,24 @@ final class Int8Tests: XCTestCase {
         XCTAssertGreaterThan(Calibration.compare(int8, f32).labels, 0.97)
     }
 }
+
+final class FusedGraphTests: XCTestCase {
+    /// Reduced-precision replicas run the graph with the adds fused into the 1x1 convolutions before
+    /// them: 25 of the 26 (the 10 residuals of the encoder, 12 in crp2-4, 3 in the decoder; the add of
+    /// two non-convolution outputs stays), every step reading only tensors already written.
+    func testResidualAddsAreFusedIntoTheConvolutionsBeforeThem() throws {
+        let model = try DefaultModel.untrained()
+        func adds(_ g: Graph) -> Int { g.steps.filter { if case .add = $0 { return true } else { return false } }.count }
+        let fused = model.fusedGraph
+        XCTAssertEqual(adds(model.graph), 26)
+        XCTAssertEqual(adds(fused), 1)
+        XCTAssertEqual(fused.steps.count, model.graph.steps.count - 25)
+        var written: Set<Int> = [fused.input]
+        for step in fused.steps {
+            for t in step.inputs { XCTAssertTrue(written.contains(t), "\(step) reads tensor \(t) before it is written") }
+            written.formUnion(step.outputs)
+        }
+        let raws = fused.steps.compactMap { if case let .convAdd(_, _, _, _, _, raw) = $0 { return raw } else { return nil } }
+        XCTAssertEqual(raws.count, 9, "crp2-4's first three stages keep the convolution's output for the next pool")
+    }
+}

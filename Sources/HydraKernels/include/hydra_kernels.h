@@ -103,16 +103,28 @@ void hydra_bf16_pack_weights(const float *w, size_t in_channels, size_t out_chan
 /* Layouts of hydra_conv1x1_bf16's input and output: f32 unless these bits say bf16. */
 enum { HYDRA_BF16_INPUT = 1, HYDRA_BF16_OUTPUT = 2 };
 
+/* A residual add fused into a 1x1 convolution's epilogue: out = clamp(v + input, lo, hi), v being the
+   convolution's clamped f32 result (not rounded), `input` shaped like the output (f32, or bf16 when
+   `bf16`); when `raw` is given, v is also written there in the output's layout. */
+typedef struct {
+    const void *input;
+    int bf16;
+    float lo, hi;
+    void *raw;
+} hydra_residual;
+
 /* 1x1 convolution, NHWC: out[p][o] = clamp(bias[o] + sum_i bf16(in[p][i]) * w[o][i], lo, hi), the sum
    in f32 as VDPBF16PS forms it (gemm_bf16.c says exactly how); in and out f32 or bf16 (`layout`).
-   bias may be NULL. Returns -1 without AVX512-BF16 or for more than 4096 input channels. */
+   bias may be NULL; residual (NULL for none) adds a tensor after the clamp. Returns -1 without
+   AVX512-BF16 or for more than 4096 input channels. */
 int hydra_conv1x1_bf16(const void *in, size_t pixels, size_t in_channels, const uint16_t *packed,
                        const float *bias, size_t out_channels, float lo, float hi, void *out, int layout,
-                       pthreadpool_t pool);
+                       const hydra_residual *residual, pthreadpool_t pool);
 
 /* The same arithmetic in scalar code, for tests: bit-identical to hydra_conv1x1_bf16. */
 void hydra_conv1x1_bf16_reference(const void *in, size_t pixels, size_t in_channels, const uint16_t *packed,
-                                  const float *bias, size_t out_channels, float lo, float hi, void *out, int layout);
+                                  const float *bias, size_t out_channels, float lo, float hi, void *out, int layout,
+                                  const hydra_residual *residual);
 
 /* Depthwise 3x3 (padding 1, stride 1 or 2) from bf16 to bf16: each tap a fused multiply-add in f32
    in the order (ky, kx) from the bias, taps outside the image skipped, then the clamp and rounding
@@ -162,15 +174,16 @@ uint8_t hydra_int8_quantize(float x, float scale, int32_t zero);
    out = clamp(fmaf(sum - zero * colsum[o], scale * weight_scales[o], bias[o]), lo, hi) as f32 or bf16
    (`layout`, the HYDRA_BF16_* bits; gemm_int8.c states the arithmetic). bias may be NULL. Returns -1
    without AVX512-VNNI, for more than 4096 input channels, a scale that is not positive or a zero
-   point outside 0..255. The output's lo and hi may be infinite (no clamp). */
+   point outside 0..255. The output's lo and hi may be infinite (no clamp); residual as for
+   hydra_conv1x1_bf16. */
 int hydra_conv1x1_int8(const void *in, size_t pixels, size_t in_channels, float scale, int32_t zero, const int8_t *packed,
                        const float *weight_scales, const int32_t *colsums, const float *bias, size_t out_channels, float lo,
-                       float hi, void *out, int layout, pthreadpool_t pool);
+                       float hi, void *out, int layout, const hydra_residual *residual, pthreadpool_t pool);
 
 /* The same arithmetic in scalar code, for tests: bit-identical to hydra_conv1x1_int8. */
 void hydra_conv1x1_int8_reference(const void *in, size_t pixels, size_t in_channels, float scale, int32_t zero,
                                   const int8_t *packed, const float *weight_scales, const int32_t *colsums, const float *bias,
-                                  size_t out_channels, float lo, float hi, void *out, int layout);
+                                  size_t out_channels, float lo, float hi, void *out, int layout, const hydra_residual *residual);
 
 /* Returns the instruction set the dispatcher picks on this CPU ("avx512f", "avx2", "generic"). */
 const char *hydra_kernels_isa(void);
