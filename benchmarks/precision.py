@@ -169,7 +169,7 @@ def write(a, results, evals, v):
               f"{sens['noneInt8']['labels'] * 100:.2f} % / {sens['noneInt8']['depthRelativeError'] * 100:.2f} %; all in int8: "
               f"{sens['allInt8']['labels'] * 100:.2f} % / {sens['allInt8']['depthRelativeError'] * 100:.2f} %; kept in bf16: "
               f"{', '.join(sens['keep']) or 'none'}. Most sensitive first.", "",
-              "| layer | share of 1x1 multiply-adds | label agreement | depth relative error |", "|---|---|---|---|"]
+              "| layer | share of the multiply-adds int8 can run | label agreement | depth relative error |", "|---|---|---|---|"]
     for l in sens["layers"]:
         lines.append(f"| {l['layer']} | {l['multiplyAddShare'] * 100:.2f} % | {l['agreement']['labels'] * 100:.2f} % | "
                      f"{l['agreement']['depthRelativeError'] * 100:.2f} % |")

@@ -16,7 +16,8 @@ struct BF16Plan {
     private(set) var weights: [Int: [UInt16]] = [:]
 
     /// `int8Steps`: 1x1 convolutions an int8 replica runs in int8 (they need no bf16 weights).
-    init(graph: Graph, model: Model, int8Steps: Set<Int> = []) {
+    /// `u8Tensors`: tensors an int8 replica stores as u8 (never bf16).
+    init(graph: Graph, model: Model, int8Steps: Set<Int> = [], u8Tensors: Set<Int> = []) {
         let steps = graph.steps
         func dense1x1(_ name: String) -> FoldedConv? {
             guard let c = model.convs[name], c.isDense1x1 else { return nil }
@@ -56,7 +57,7 @@ struct BF16Plan {
         let outputs = Set([graph.segmentation, graph.depth] + (graph.normals.map { [$0] } ?? []))
         var bf16 = Set(graph.channels.indices.filter { t in
             let writers = steps.filter { $0.outputs.contains(t) }, readers = steps.filter { $0.inputs.contains(t) }
-            return !outputs.contains(t) && !writers.isEmpty && writers.allSatisfy { canWrite($0, t) } && readers.allSatisfy { canRead($0, t) }
+            return !outputs.contains(t) && !u8Tensors.contains(t) && !writers.isEmpty && writers.allSatisfy { canWrite($0, t) } && readers.allSatisfy { canRead($0, t) }
         })
         // A depthwise layer reads and writes bf16 together, a fused convolution writes its raw and
         // summed outputs in one layout: drop pairs until none is split.

@@ -27,7 +27,7 @@ public enum Calibration {
     /// One layer's sensitivity: the agreement when only it runs in int8.
     public struct LayerSensitivity: Sendable, Codable {
         public let layer: String
-        /// Its share of the 1x1 layers' multiply-adds.
+        /// Its share of the multiply-adds of the layers int8 can run.
         public let multiplyAddShare: Double
         public let agreement: Agreement
     }
@@ -46,7 +46,7 @@ public enum Calibration {
     /// because keeping layers in bf16 cannot do better than bf16.
     public struct Targets: Sendable {
         public var labelLoss: Double, depthError: Double
-        public init(labelLoss: Double = 0.01, depthError: Double = 0.015) {
+        public init(labelLoss: Double = 0.005, depthError: Double = 0.0075) {
             self.labelLoss = labelLoss
             self.depthError = depthError
         }
@@ -134,12 +134,12 @@ public enum Calibration {
         return Agreement(labels: Double(same) / Double(n), depthRelativeError: rel / Double(n))
     }
 
-    /// Multiply-adds of a 1x1 layer per input pixel at its resolution (for the share of each layer).
+    /// Multiply-adds of a layer on a KITTI-sized frame (for the share of each layer).
     private static func multiplyAdds(_ model: Model, _ name: String) -> Double {
         let shapes = model.graph.shapes(height: 384, width: 1248, model: model)
-        for case let .conv(n, x, _) in model.graph.steps where n == name {
-            let c = model.convs[name]!
-            return Double(shapes[x].h * shapes[x].w) * Double(c.inputChannels * c.outputChannels)
+        for step in model.graph.steps where Int8Plan.layer(step, model.graph, model) == name {
+            let c = model.convs[name]!, x = step.inputs[0]
+            return Double(shapes[x].h * shapes[x].w) * Double(c.kernel * c.kernel * c.inputChannels * c.outputChannels)
         }
         return 0
     }

@@ -109,7 +109,8 @@ public final class ModelReplica: @unchecked Sendable {
             int8Plan = Int8Plan(graph: graph, model: model, calibration: calibration, layers: int8Layers)
         }
         int8 = int8Plan
-        let bf16Plan = precision == .f32 ? nil : BF16Plan(graph: graph, model: model, int8Steps: Set(int8Plan.map { Array($0.steps.keys) } ?? []))
+        let bf16Plan = precision == .f32 ? nil : BF16Plan(graph: graph, model: model, int8Steps: Set(int8Plan.map { Array($0.steps.keys) } ?? []),
+                                                          u8Tensors: Set(int8Plan.map { Array($0.u8Tensors.keys) } ?? []))
         bf16 = bf16Plan
         arenaRetainBytes = model.activationBytes(width: ModelReplica.retainReference.width, height: ModelReplica.retainReference.height)
         guard let p = pthreadpool_create(self.threads) else { throw EngineError.xnnpack("cannot create thread pool") }
@@ -141,7 +142,7 @@ public final class ModelReplica: @unchecked Sendable {
     /// Bytes of activation memory planned for the last input size.
     public var activationBytes: Int { plan?.bytes ?? 0 }
 
-    /// Called with each 1x1 convolution's f32 input before it runs (calibration; f32 replicas only).
+    /// Called with the f32 input of each layer int8 can run, before it runs (calibration; f32 replicas only).
     var observeConvInput: ((String, UnsafeBufferPointer<Float>) -> Void)?
 
     /// When true, `run` adds each step's wall time to `stepSeconds` (for `hydra bench --profile`).
@@ -153,7 +154,7 @@ public final class ModelReplica: @unchecked Sendable {
     private func label(_ i: Int, _ step: Graph.Step, _ plan: Plan) -> String {
         func at(_ t: Int) -> String { "\(plan.shapes[t].w)x\(plan.shapes[t].h)x\(graph.channels[t])" }
         func types(_ x: Int, _ out: Int) -> String {
-            let f = { (t: Int) in self.bf16Tensors.contains(t) ? "bf16" : "f32" }
+            let f = { (t: Int) in self.int8?.u8Tensors[t] != nil ? "u8" : self.bf16Tensors.contains(t) ? "bf16" : "f32" }
             return " (\(f(x)) -> \(f(out)))"
         }
         switch step {
@@ -180,7 +181,7 @@ public final class ModelReplica: @unchecked Sendable {
             return "add + crp chain (4 x maxpool5+scale+add) + \(outs.count) channel scales \(at(x))"
                 + (bf16 == nil ? "" : types(x, outs[0].tensor))
         case let .head(name, x, _):
-            return "head 3x3 \(at(x)) -> \(model.convs[name]!.outputChannels)\(bf16Tensors.contains(x) ? " bf16" : "")"
+            return "head 3x3 \(at(x)) -> \(model.convs[name]!.outputChannels)\(int8?.steps[i] != nil ? " int8" : bf16Tensors.contains(x) ? " bf16" : "")"
         case let .resize(x, like, _): return "resize \(at(x)) -> \(plan.shapes[like].w)x\(plan.shapes[like].h)"
         }
     }
@@ -220,7 +221,7 @@ public final class ModelReplica: @unchecked Sendable {
         if let p = plan, p.height == height, p.width == width { return }
         let shapes = graph.shapes(height: height, width: width, model: model)
         let sizes = graph.channels.indices.map {
-            shapes[$0].h * shapes[$0].w * graph.channels[$0] * (bf16Tensors.contains($0) ? 2 : MemoryLayout<Float>.size)
+            shapes[$0].h * shapes[$0].w * graph.channels[$0] * (int8?.u8Tensors[$0] != nil ? 1 : bf16Tensors.contains($0) ? 2 : MemoryLayout<Float>.size)
         }
         let (offsets, total) = ArenaPlanner.plan(sizes: sizes, lifetimes: graph.lifetimes())
         let needed = Self.pageRounded(total + Int(XNN_EXTRA_BYTES))
@@ -323,7 +324,7 @@ public final class ModelReplica: @unchecked Sendable {
         for (i, step) in graph.steps.enumerated() {
             let stepStart = profiling ? MonotonicClock.now() : 0
             defer { if profiling { stepSeconds[i].seconds += MonotonicClock.now() - stepStart } }
-            if let observeConvInput, case let .conv(name, x, _) = step, model.convs[name]!.isDense1x1 {
+            if let observeConvInput, let name = Int8Plan.layer(step, graph, model), let x = step.inputs.first {
                 observeConvInput(name, UnsafeBufferPointer(start: pointer(plan, x), count: plan.shapes[x].h * plan.shapes[x].w * graph.channels[x]))
             }
             switch step {
@@ -363,6 +364,16 @@ public final class ModelReplica: @unchecked Sendable {
                 precondition(status == 0, "the depthwise kernel needs channels that are a multiple of 16 and stride 1 or 2")
             case let .maxPool5(x, out):
                 hydra_maxpool5(pointer(plan, x), pointer(plan, out), plan.shapes[x].h, plan.shapes[x].w, graph.channels[x], pool)
+            case let .head(name, x, out) where int8?.steps[i] != nil:
+                let c = model.convs[name]!, q = int8!.steps[i]!
+                let status = q.weights.packed.withUnsafeBufferPointer { w in
+                    c.withBias { bias in
+                        hydra_head3x3_int8(rawPointer(plan, x).assumingMemoryBound(to: UInt8.self), plan.shapes[x].h, plan.shapes[x].w,
+                                           c.inputChannels, q.scale, w.baseAddress, q.weights.scales, bias, c.outputChannels,
+                                           pointer(plan, out), pool)
+                    }
+                }
+                precondition(status == 0, "the int8 head kernel refused step \(i)")
             case let .head(name, x, out) where bf16Weights[i] != nil:
                 let c = model.convs[name]!
                 let status = bf16Weights[i]!.withUnsafeBufferPointer { w in
@@ -397,9 +408,12 @@ public final class ModelReplica: @unchecked Sendable {
                     func scale(_ j: Int) -> UnsafePointer<Float>? { j < outs.count ? sc.baseAddress! + (4 + j) * c : nil }
                     func out(_ j: Int) -> UnsafeMutableRawPointer? { j < outs.count ? rawPointer(plan, outs[j].tensor) : nil }
                     func isBF16(_ j: Int) -> Int32 { j < outs.count && bf16Tensors.contains(outs[j].tensor) ? 1 : 0 }
+                    func u8(_ j: Int) -> Float? { j < outs.count ? int8?.u8Tensors[outs[j].tensor] : nil }
                     args.output_scale = (scale(0), scale(1), scale(2))
                     args.output = (out(0), out(1), out(2))
                     args.output_bf16 = (isBF16(0), isBF16(1), isBF16(2))
+                    args.output_u8 = (u8(0) != nil ? 1 : 0, u8(1) != nil ? 1 : 0, u8(2) != nil ? 1 : 0)
+                    args.output_qscale = (u8(0) ?? 0, u8(1) ?? 0, u8(2) ?? 0)
                     return hydra_crp_chain(&args, pointer(plan, scratch), plan.shapes[x].h, plan.shapes[x].w, c, pool)
                 }
                 precondition(status == 0, "the crp chain refused step \(i)")

@@ -67,6 +67,21 @@ final class ReducedPrecisionWeights: @unchecked Sendable {
         return w
     }
 
+    /// A 3x3 head's weights quantized per output channel for `hydra_head3x3_int8` (no column sums:
+    /// its input has zero point 0).
+    func int8Head(_ c: FoldedConv) -> Int8Weights {
+        lock.lock()
+        defer { lock.unlock() }
+        if let packed = int8[c.name] { return packed }
+        var w = Int8Weights(packed: [Int8](repeating: 0, count: c.weights.count), scales: [Float](repeating: 0, count: c.outputChannels),
+                            columnSums: [])
+        w.packed.withUnsafeMutableBufferPointer { p in
+            w.scales.withUnsafeMutableBufferPointer { s in hydra_int8_pack_head(c.weights, c.inputChannels, c.outputChannels, p.baseAddress, s.baseAddress) }
+        }
+        int8[c.name] = w
+        return w
+    }
+
     private func cached(_ name: String, _ make: () -> [UInt16]) -> [UInt16] {
         lock.lock()
         defer { lock.unlock() }

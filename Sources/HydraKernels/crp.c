@@ -9,7 +9,7 @@
    x = input, or clamp(input + addend, lo, hi) (the add before crp1); four stages
    t_i = scale_i * maxpool5(t_(i-1)), t_0 = x; sum = x + t_1 + t_2 + t_3 + t_4 (added in that order,
    as the stage-by-stage version does); each output is the sum itself or clamp(sum * its scale) (the
-   pre_* layers behind crp1), f32 or rounded to bf16. Every value is computed as the separate steps
+   pre_* layers behind crp1), f32, rounded to bf16 or quantized to u8 (an int8 head's input). Every value is computed as the separate steps
    compute it, so the results are bit-identical to running them one after the other.
 
    Channels are independent, so each task takes 16 of them over the whole image and runs the stages
@@ -87,6 +87,19 @@ static inline __attribute__((always_inline)) void store16(void *p, const v16 *v,
     memcpy(p, &h, sizeof h);
 }
 
+/* 16 values to `p` as u8 with zero point 0, as hydra_int8_quantize does: clamp(rint(v * (1 / scale)), 0, 255).
+   Clamped to [0, 255] before rounding (the same result), where adding and removing 1.5 x 2^23 rounds
+   to nearest even. */
+static inline __attribute__((always_inline)) void store16_u8(uint8_t *p, const v16 *v, float scale) {
+    typedef int32_t i32x16 __attribute__((vector_size(64)));
+    typedef uint8_t u8x16 __attribute__((vector_size(16)));
+    const v16 zero = {0}, top = zero + 255.0f, magic = zero + 0x1.8p23f;
+    v16 q = VCLAMP(*v * (1.0f / scale), zero, top);
+    q = (q + magic) - magic;
+    const u8x16 b = __builtin_convertvector(__builtin_convertvector(q, i32x16), u8x16);
+    memcpy(p, &b, sizeof b);
+}
+
 /* Row y of x (16 channels from c0) into its ring row. */
 static inline __attribute__((always_inline)) void form_x(const chain_ctx *k, size_t y, size_t c0, float *dst) {
     const hydra_crp_chain_args *a = k->a;
@@ -150,7 +163,8 @@ static void chain_block(void *vctx, size_t block) {
                 memcpy(&u, t4 + x * PB, sizeof u); acc += u;
                 for (size_t j = 0; j < a->outputs; j++) {
                     const v16 v = a->output_scale[j] ? VCLAMP(acc * os[j], olo, ohi) : acc;
-                    store16((char *)a->output[j] + o * (a->output_bf16[j] ? 2 : 4), &v, a->output_bf16[j]);
+                    if (a->output_u8[j]) store16_u8((uint8_t *)a->output[j] + o, &v, a->output_qscale[j]);
+                    else store16((char *)a->output[j] + o * (a->output_bf16[j] ? 2 : 4), &v, a->output_bf16[j]);
                 }
             }
         }

@@ -9,8 +9,8 @@ struct CalibrateCommand: ParsableCommand {
         commandName: "calibrate",
         abstract: "Measure what --precision int8 needs and write a calibrated copy of the model.",
         discussion: """
-        Runs the f32 network over the images in DIR (PNG or JPEG) and records the range of every 1x1 \
-        convolution's input; then measures each layer's sensitivity (agreement with f32 when it alone \
+        Runs the f32 network over the images in DIR (PNG or JPEG) and records the range of the input of \
+        every layer int8 can run (the 1x1 convolutions and the 3x3 heads); then measures each layer's sensitivity (agreement with f32 when it alone \
         runs in int8) and keeps the most sensitive layers in bf16 until the int8 network loses at most \
         --max-label-loss of label agreement with f32 and adds at most --max-depth-error of depth error \
         on these images, beyond what the bf16 network (no layer in int8) loses. The output holds the same tensors \
@@ -26,8 +26,8 @@ struct CalibrateCommand: ParsableCommand {
     var calibrationOut: String?
     @Option(help: "Write the per-layer sensitivity as JSON to this file (- for standard output).") var report: String?
     @Option(help: "Use at most N images (sorted by name).") var limit: Int = 64
-    @Option(help: "Label agreement with f32 int8 may lose beyond bf16's loss, in percentage points.") var maxLabelLoss: Double = 1.0
-    @Option(help: "Depth mean relative error against f32 int8 may add to bf16's, in percentage points.") var maxDepthError: Double = 1.5
+    @Option(help: "Label agreement with f32 int8 may lose beyond bf16's loss, in percentage points.") var maxLabelLoss: Double = 0.5
+    @Option(help: "Depth mean relative error against f32 int8 may add to bf16's, in percentage points.") var maxDepthError: Double = 0.75
     @Option(help: "Engine threads.") var threads: Int = ProcessInfo.processInfo.activeProcessorCount
 
     func run() throws {
@@ -60,7 +60,7 @@ struct CalibrateCommand: ParsableCommand {
         } catch let e as EngineError { throw CLIError(e.description) }
 
         func pct(_ v: Double) -> String { String(format: "%.2f %%", v * 100) }
-        print("layer\tshare of 1x1 multiply-adds\tlabel agreement\tdepth relative error  (only this layer in int8; most sensitive first)")
+        print("layer\tshare of multiply-adds\tlabel agreement\tdepth relative error  (only this layer in int8; most sensitive first)")
         for l in result.layers {
             print("\(l.layer)\t\(pct(l.multiplyAddShare))\t\(pct(l.agreement.labels))\t\(pct(l.agreement.depthRelativeError))"
                 + (result.calibration.keep.contains(l.layer) ? "\tkept in bf16" : ""))

@@ -75,6 +75,61 @@ final class Int8KernelTests: XCTestCase {
         }
     }
 
+    /// The int8 head kernel and its scalar statement agree bit for bit (integer sums, one FMA), at sizes
+    /// with borders, pixel-block tails and 1-9 outputs; padding taps add nothing (zero point 0).
+    func testHeadEqualsItsReferenceBitForBit() throws {
+        try XCTSkipUnless(hydra_int8_supported() != 0, "this CPU has no AVX512-VNNI")
+        var rng = SystemRandomNumberGenerator()
+        let pool = pthreadpool_create(2)
+        defer { pthreadpool_destroy(pool) }
+        for (h, w, c, o) in [(1, 1, 64, 1), (3, 9, 128, 6), (5, 17, 64, 3), (7, 5, 256, 1), (4, 11, 64, 9), (2, 8, 192, 4), (6, 3, 64, 5)] {
+            let x = (0..<(h * w * c)).map { _ in UInt8.random(in: 0...255, using: &rng) }
+            let weights = (0..<(o * 9 * c)).map { _ in Float.random(in: -0.2...0.2, using: &rng) }
+            var packed = [Int8](repeating: 0, count: weights.count), scales = [Float](repeating: 0, count: o)
+            hydra_int8_pack_head(weights, c, o, &packed, &scales)
+            let bias = (0..<o).map { _ in Float.random(in: -1...1, using: &rng) }
+            var got = [Float](repeating: .nan, count: h * w * o + 8), want = [Float](repeating: 0, count: h * w * o)
+            XCTAssertEqual(hydra_head3x3_int8(x, h, w, c, 0.02, packed, scales, bias, o, &got, pool), 0)
+            hydra_head3x3_int8_reference(x, h, w, c, 0.02, packed, scales, bias, o, &want)
+            XCTAssertEqual(Array(got.prefix(h * w * o)).map(\.bitPattern), want.map(\.bitPattern), "head \(h)x\(w)x\(c) -> \(o)")
+            XCTAssertTrue(got.suffix(8).allSatisfy(\.isNaN), "wrote past the end")
+            XCTAssertEqual(packed.map { abs(Int($0)) }.max(), 127)
+        }
+        var out = [Float](repeating: 0, count: 4)
+        XCTAssertEqual(hydra_head3x3_int8([UInt8](repeating: 0, count: 32), 1, 1, 32, 1, [Int8](repeating: 0, count: 288), [1], nil, 1, &out, pool),
+                       -1, "32 channels")
+    }
+
+    /// The crp1 chain's u8 output (an int8 head's input) is its f32 output quantized as hydra_int8_quantize does.
+    func testChainU8OutputIsItsF32OutputQuantized() throws {
+        var rng = SystemRandomNumberGenerator()
+        let pool = pthreadpool_create(2)
+        defer { pthreadpool_destroy(pool) }
+        let (h, w, c) = (9, 13, 32)
+        let x = (0..<(h * w * c)).map { _ in Float.random(in: -2...6, using: &rng) }
+        let scales = (0..<(5 * c)).map { _ in Float.random(in: -1...2, using: &rng) }
+        var f32 = [Float](repeating: 0, count: x.count), u8 = [UInt8](repeating: 0xEE, count: x.count + 16)
+        var scratch = [Float](repeating: 0, count: hydra_crp_chain_scratch_floats(w, c))
+        let qscale: Float = 5.3 / 255  // a calibrated range below 6: values above it saturate
+        let status = x.withUnsafeBytes { inp in scales.withUnsafeBufferPointer { sc in f32.withUnsafeMutableBytes { o0 in u8.withUnsafeMutableBytes { o1 in
+            var args = hydra_crp_chain_args()
+            args.input = inp.baseAddress
+            (args.lo, args.hi) = (-.infinity, .infinity)
+            args.scales = sc.baseAddress
+            args.outputs = 2
+            args.output_scale = (sc.baseAddress! + 4 * c, sc.baseAddress! + 4 * c, nil)
+            (args.output_lo, args.output_hi) = (0, 6)
+            args.output = (o0.baseAddress, o1.baseAddress, nil)
+            args.output_u8 = (0, 1, 0)
+            args.output_qscale = (0, qscale, 0)
+            return hydra_crp_chain(&args, &scratch, h, w, c, pool)
+        } } } }
+        XCTAssertEqual(status, 0)
+        XCTAssertEqual(Array(u8.prefix(x.count)), f32.map { hydra_int8_quantize($0, qscale, 0) })
+        XCTAssertTrue(u8.suffix(16).allSatisfy { $0 == 0xEE }, "wrote past the end")
+        XCTAssertTrue(u8.contains(255) && u8.contains(0), "both ends of the range are exercised")
+    }
+
     /// Within the quantization's bound of the f32 product: each input is off by at most scale / 2 and
     /// each weight by s[o] / 2 (inputs inside the range).
     func testReferenceIsCloseToF32() {

@@ -65,6 +65,9 @@ typedef struct {
     float output_lo, output_hi;
     void *output[3];
     int output_bf16[3];
+    /* Instead: u8 with this scale and zero point 0, hydra_int8_quantize's arithmetic (an int8 head's input). */
+    int output_u8[3];
+    float output_qscale[3];
 } hydra_crp_chain_args;
 
 /* Channels must be a multiple of 16 and 1-3 outputs (returns -1 otherwise); no output may be the input. */
@@ -184,6 +187,20 @@ int hydra_conv1x1_int8(const void *in, size_t pixels, size_t in_channels, float 
 void hydra_conv1x1_int8_reference(const void *in, size_t pixels, size_t in_channels, float scale, int32_t zero,
                                   const int8_t *packed, const float *weight_scales, const int32_t *colsums, const float *bias,
                                   size_t out_channels, float lo, float hi, void *out, int layout, const hydra_residual *residual);
+
+/* Quantizes a 3x3 head's f32 weights ([out][ky][kx][channel]) per output channel, symmetrically
+   (scales[o] = max |w[o][..]| / 127), for hydra_head3x3_int8. */
+void hydra_int8_pack_head(const float *w, size_t channels, size_t out_channels, int8_t *packed, float *scales);
+
+/* A 3x3 head (stride 1, padding 1, few outputs) on a u8 input with zero point 0 and `scale`, int8
+   weights from hydra_int8_pack_head: integer sums (VPDPBUSD), then
+   out = fmaf(sum, scale * weight_scales[o], bias[o]). Channels must be a multiple of 64 (returns -1
+   otherwise, for a scale that is not positive, or without AVX512-VNNI). */
+int hydra_head3x3_int8(const uint8_t *in, size_t height, size_t width, size_t channels, float scale, const int8_t *weights,
+                       const float *weight_scales, const float *bias, size_t out_channels, float *out, pthreadpool_t pool);
+void hydra_head3x3_int8_reference(const uint8_t *in, size_t height, size_t width, size_t channels, float scale,
+                                  const int8_t *weights, const float *weight_scales, const float *bias, size_t out_channels,
+                                  float *out);
 
 /* Returns the instruction set the dispatcher picks on this CPU ("avx512f", "avx2", "generic"). */
 const char *hydra_kernels_isa(void);
