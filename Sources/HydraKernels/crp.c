@@ -13,13 +13,16 @@
    compute it, so the results are bit-identical to running them one after the other.
 
    Channels are independent, so each task takes 16 of them over the whole image and runs the stages
-   as a wavefront down the rows: at step r it forms row r + 2 of x, pools row r of stage 1, r - 2 of
-   stage 2, r - 4 of stage 3 and r - 6 of stage 4, and writes output row r - 6. The rows live in small
-   rings (9, 7, 5 and 5 rows of 16 channels, one for stage 4: 27 x width x 64 bytes, in L2), so the
+   as a wavefront down the rows, two rows at a time: at step p it forms rows 2p + 2 and 2p + 3 of x,
+   pools rows 2p and 2p + 1 of stage 1, 2p - 2 and 2p - 1 of stage 2, 2p - 4 and 2p - 3 of stage 3,
+   2p - 6 and 2p - 5 of stage 4, and writes those two output rows. A pair of rows shares four of its
+   five input rows (six loads and five maxima per pixel for both instead of ten and eight), and a
+   window of five is three maxima per pixel (the pairwise maxima are reused). The rows live in small
+   rings (10, 8, 6 and 6 rows of 16 channels, two for stage 4: 32 x width x 64 bytes, in L2), so the
    full-size tensors are read once and the outputs written once: the sum and the add's result never
    reach memory. */
 
-enum { PB = 16, RING0 = 9, RING1 = 7, RING2 = 5, RING3 = 5, RING_ROWS = RING0 + RING1 + RING2 + RING3 + 1 };
+enum { PB = 16, RING0 = 10, RING1 = 8, RING2 = 6, RING3 = 6, RING_ROWS = RING0 + RING1 + RING2 + RING3 + 2 /* stage 4's pair */ };
 
 typedef uint16_t u16x16 __attribute__((vector_size(32)));
 typedef uint32_t u32x16 __attribute__((vector_size(64)));
@@ -32,30 +35,41 @@ typedef struct {
 
 static inline size_t clamp_row(long r, size_t h) { return r < 0 ? 0 : ((size_t)r >= h ? h - 1 : (size_t)r); }
 
-/* The vertical max of five rows at one pixel (16 channels at `at`). */
-static inline __attribute__((always_inline)) void vmax5(const float *const rows[5], size_t at, v16 *m) {
-    v16 r;
-    memcpy(m, rows[0] + at, sizeof *m);
-    for (int k = 1; k < 5; k++) {
-        memcpy(&r, rows[k] + at, sizeof r);
-        *m = VMAX(*m, r);
-    }
+/* The vertical maxima of a pair of output rows at one pixel (16 channels at `at`): rows[0..5] are
+   input rows q - 2 .. q + 3; the top row's window is rows 0-4, the bottom's 1-5. */
+static inline __attribute__((always_inline)) void vmax_pair16(const float *const rows[6], size_t at, v16 *top, v16 *bottom) {
+    v16 r0, r1, r2, r3, r4, r5;
+    memcpy(&r0, rows[0] + at, sizeof r0); memcpy(&r1, rows[1] + at, sizeof r1); memcpy(&r2, rows[2] + at, sizeof r2);
+    memcpy(&r3, rows[3] + at, sizeof r3); memcpy(&r4, rows[4] + at, sizeof r4); memcpy(&r5, rows[5] + at, sizeof r5);
+    const v16 shared = VMAX(VMAX(r1, r2), VMAX(r3, r4));
+    *top = VMAX(shared, r0);
+    *bottom = VMAX(shared, r5);
 }
 
-/* Pools one ring row: rows[k] point at pixel 0 of the five input rows (16 floats per pixel); writes
-   w pixels of 16 channels, scaled. */
-static inline __attribute__((always_inline)) void pool_row16(const float *const rows[5], size_t w, const v16 *scale, float *dst) {
-    const size_t x1 = w > 1 ? 1 : 0, x2 = w > 2 ? 2 : w - 1;
-    v16 a0, a1, a2, a3, a4;
-    vmax5(rows, 0, &a2);
-    a0 = a1 = a2;
-    vmax5(rows, x1 * PB, &a3);
-    vmax5(rows, x2 * PB, &a4);
+/* Pools a pair of ring rows (w pixels of 16 channels each) and scales them: dst0 gets row q, dst1
+   (when not NULL) row q + 1. Columns past the border repeat the edge (a repeated value leaves a max
+   unchanged). The window max at x is max(m[x - 2], m[x], v[x + 2]) with m[x] = max(v[x], v[x + 1]). */
+static inline __attribute__((always_inline))
+void pool_pair16(const float *const rows[6], size_t w, const v16 *scale, float *dst0, float *dst1) {
+    v16 t[5], b[5]; /* vertical maxima of pixels x - 2 .. x + 2 */
+    vmax_pair16(rows, 0, &t[2], &b[2]);
+    t[0] = t[1] = t[2];
+    b[0] = b[1] = b[2];
+    vmax_pair16(rows, (w > 1 ? 1 : 0) * PB, &t[3], &b[3]);
+    v16 tm0 = t[0], bm0 = b[0]; /* m[x - 2] = max(v[x - 2], v[x - 1]) */
+    v16 tm1 = VMAX(t[1], t[2]), bm1 = VMAX(b[1], b[2]); /* m[x - 1] */
     for (size_t x = 0; x < w; x++) {
-        v16 v = VMAX(VMAX(VMAX(a0, a1), VMAX(a2, a3)), a4) * *scale;
-        memcpy(dst + x * PB, &v, sizeof v);
-        a0 = a1; a1 = a2; a2 = a3; a3 = a4;
-        vmax5(rows, (x + 3 < w ? x + 3 : w - 1) * PB, &a4);
+        vmax_pair16(rows, (x + 2 < w ? x + 2 : w - 1) * PB, &t[4], &b[4]);
+        const v16 tm2 = VMAX(t[2], t[3]), bm2 = VMAX(b[2], b[3]); /* m[x] */
+        const v16 tv = VMAX(VMAX(tm0, tm2), t[4]) * *scale;
+        memcpy(dst0 + x * PB, &tv, sizeof tv);
+        if (dst1) {
+            const v16 bv = VMAX(VMAX(bm0, bm2), b[4]) * *scale;
+            memcpy(dst1 + x * PB, &bv, sizeof bv);
+        }
+        tm0 = tm1; tm1 = tm2; bm0 = bm1; bm1 = bm2;
+        t[2] = t[3]; t[3] = t[4];
+        b[2] = b[3]; b[3] = b[4];
     }
 }
 
@@ -118,6 +132,17 @@ static inline __attribute__((always_inline)) void form_x(const chain_ctx *k, siz
     }
 }
 
+/* Pools rows q and q + 1 (if inside the image) of a stage from the ring `src` of the previous one into `dst`. */
+static inline __attribute__((always_inline))
+void pool_stage(const float *src, size_t ring_src, float *dst, size_t ring_dst, long q, size_t h, size_t w, const v16 *scale) {
+    if (q < 0 || q >= (long)h) return;
+    const size_t row = w * PB;
+    const float *rows[6];
+    for (int j = 0; j < 6; j++) rows[j] = src + (clamp_row(q + j - 2, h) % ring_src) * row;
+    pool_pair16(rows, w, scale, dst + (size_t)(q % (long)ring_dst) * row,
+                q + 1 < (long)h ? dst + (size_t)((q + 1) % (long)ring_dst) * row : NULL);
+}
+
 HYDRA_DISPATCH
 static void chain_block(void *vctx, size_t block) {
     const chain_ctx *k = (const chain_ctx *)vctx;
@@ -132,35 +157,27 @@ static void chain_block(void *vctx, size_t block) {
     }
     const v16 olo = (v16){0} + a->output_lo, ohi = (v16){0} + a->output_hi;
     for (size_t y = 0; y < 2 && y < h; y++) form_x(k, y, c0, t0 + (y % RING0) * row);
-    for (long r = 0; r < (long)h + 6; r++) {
-        const float *rows[5];
-        if (r + 2 < (long)h) form_x(k, (size_t)r + 2, c0, t0 + (size_t)((r + 2) % RING0) * row);
-        if (r < (long)h) {
-            for (int j = 0; j < 5; j++) rows[j] = t0 + (clamp_row(r + j - 2, h) % RING0) * row;
-            pool_row16(rows, w, &s[0], t1 + (size_t)(r % RING1) * row);
+    for (long p = 0; 2 * p - 6 < (long)h; p++) {
+        for (long y = 2 * p + 2; y <= 2 * p + 3; y++) {
+            if (y < (long)h) form_x(k, (size_t)y, c0, t0 + (size_t)(y % RING0) * row);
         }
-        const long q2 = r - 2, q3 = r - 4, q4 = r - 6;
-        if (q2 >= 0 && q2 < (long)h) {
-            for (int j = 0; j < 5; j++) rows[j] = t1 + (clamp_row(q2 + j - 2, h) % RING1) * row;
-            pool_row16(rows, w, &s[1], t2 + (size_t)(q2 % RING2) * row);
-        }
-        if (q3 >= 0 && q3 < (long)h) {
-            for (int j = 0; j < 5; j++) rows[j] = t2 + (clamp_row(q3 + j - 2, h) % RING2) * row;
-            pool_row16(rows, w, &s[2], t3 + (size_t)(q3 % RING3) * row);
-        }
-        if (q4 >= 0) {
-            for (int j = 0; j < 5; j++) rows[j] = t3 + (clamp_row(q4 + j - 2, h) % RING3) * row;
-            pool_row16(rows, w, &s[3], t4);
-            const float *r0 = t0 + (size_t)(q4 % RING0) * row, *r1 = t1 + (size_t)(q4 % RING1) * row;
-            const float *r2 = t2 + (size_t)(q4 % RING2) * row, *r3 = t3 + (size_t)(q4 % RING3) * row;
+        pool_stage(t0, RING0, t1, RING1, 2 * p, h, w, &s[0]);
+        pool_stage(t1, RING1, t2, RING2, 2 * p - 2, h, w, &s[1]);
+        pool_stage(t2, RING2, t3, RING3, 2 * p - 4, h, w, &s[2]);
+        const long q4 = 2 * p - 6;
+        if (q4 < 0) continue;
+        pool_stage(t3, RING3, t4, 2, q4, h, w, &s[3]);
+        for (long q = q4; q <= q4 + 1 && q < (long)h; q++) {
+            const float *r0 = t0 + (size_t)(q % RING0) * row, *r1 = t1 + (size_t)(q % RING1) * row;
+            const float *r2 = t2 + (size_t)(q % RING2) * row, *r3 = t3 + (size_t)(q % RING3) * row, *r4 = t4 + (size_t)(q % 2) * row;
             for (size_t x = 0; x < w; x++) {
-                const size_t o = ((size_t)q4 * w + x) * c + c0;
+                const size_t o = ((size_t)q * w + x) * c + c0;
                 v16 acc, u;
                 memcpy(&acc, r0 + x * PB, sizeof acc);
                 memcpy(&u, r1 + x * PB, sizeof u); acc += u;
                 memcpy(&u, r2 + x * PB, sizeof u); acc += u;
                 memcpy(&u, r3 + x * PB, sizeof u); acc += u;
-                memcpy(&u, t4 + x * PB, sizeof u); acc += u;
+                memcpy(&u, r4 + x * PB, sizeof u); acc += u;
                 for (size_t j = 0; j < a->outputs; j++) {
                     const v16 v = a->output_scale[j] ? VCLAMP(acc * os[j], olo, ohi) : acc;
                     if (a->output_u8[j]) store16_u8((uint8_t *)a->output[j] + o, &v, a->output_qscale[j]);
