@@ -3,7 +3,7 @@ import HydraKernels
 
 /// The arithmetic a replica runs the network in. f32 is exact against the reference network;
 /// bf16 runs the 1x1 convolutions (most of the work), the depthwise layers and the heads with
-/// bfloat16 values and f32 sums on AVX512-BF16 (`BF16Plan`); int8 runs the 1x1 convolutions with
+/// bfloat16 values and f32 sums on AVX512-BF16 (`BF16Plan`); int8 runs the 1x1 convolutions and the segmentation head with
 /// u8 inputs and s8 weights on AVX512-VNNI and the rest as bf16 does (`Int8Plan`), which needs the
 /// model's calibration (`hydra calibrate`).
 public enum Precision: String, CaseIterable, Sendable, LosslessStringConvertible {
@@ -37,7 +37,7 @@ final class ReducedPrecisionWeights: @unchecked Sendable {
 
     /// The 1x1 convolution's weights in `hydra_conv1x1_bf16`'s layout.
     func bf16(_ c: FoldedConv) -> [UInt16] {
-        cached(c.name) {
+        cached(\.bf16, c.name) {
             var packed = [UInt16](repeating: 0, count: hydra_bf16_packed_elements(c.inputChannels, c.outputChannels))
             packed.withUnsafeMutableBufferPointer { hydra_bf16_pack_weights(c.weights, c.inputChannels, c.outputChannels, $0.baseAddress) }
             return packed
@@ -46,14 +46,12 @@ final class ReducedPrecisionWeights: @unchecked Sendable {
 
     /// A 3x3 head's weights ([out][ky][kx][in], as XNNPACK orders them) rounded to bf16.
     func bf16Head(_ c: FoldedConv) -> [UInt16] {
-        cached(c.name) { c.weights.map { hydra_bf16_from_float($0) } }
+        cached(\.bf16, c.name) { c.weights.map { hydra_bf16_from_float($0) } }
     }
 
     /// The 1x1 convolution's weights quantized per output channel for `hydra_conv1x1_int8`.
     func int8(_ c: FoldedConv) -> Int8Weights {
-        lock.lock()
-        defer { lock.unlock() }
-        if let packed = int8[c.name] { return packed }
+        cached(\.int8, c.name) {
         var w = Int8Weights(packed: [Int8](repeating: 0, count: hydra_int8_packed_bytes(c.inputChannels, c.outputChannels)),
                             scales: [Float](repeating: 0, count: c.outputChannels), columnSums: [Int32](repeating: 0, count: c.outputChannels))
         w.packed.withUnsafeMutableBufferPointer { p in
@@ -63,31 +61,31 @@ final class ReducedPrecisionWeights: @unchecked Sendable {
                 }
             }
         }
-        int8[c.name] = w
         return w
+        }
     }
 
     /// A 3x3 head's weights quantized per output channel for `hydra_head3x3_int8` (no column sums:
     /// its input has zero point 0).
     func int8Head(_ c: FoldedConv) -> Int8Weights {
-        lock.lock()
-        defer { lock.unlock() }
-        if let packed = int8[c.name] { return packed }
+        cached(\.int8, c.name) {
         var w = Int8Weights(packed: [Int8](repeating: 0, count: c.weights.count), scales: [Float](repeating: 0, count: c.outputChannels),
                             columnSums: [])
         w.packed.withUnsafeMutableBufferPointer { p in
             w.scales.withUnsafeMutableBufferPointer { s in hydra_int8_pack_head(c.weights, c.inputChannels, c.outputChannels, p.baseAddress, s.baseAddress) }
         }
-        int8[c.name] = w
         return w
+        }
     }
 
-    private func cached(_ name: String, _ make: () -> [UInt16]) -> [UInt16] {
+    /// One locked lookup per packing: made on first use, then shared.
+    private func cached<T>(_ table: ReferenceWritableKeyPath<ReducedPrecisionWeights, [String: T]>, _ name: String,
+                           _ make: () -> T) -> T {
         lock.lock()
         defer { lock.unlock() }
-        if let packed = bf16[name] { return packed }
+        if let packed = self[keyPath: table][name] { return packed }
         let packed = make()
-        bf16[name] = packed
+        self[keyPath: table][name] = packed
         return packed
     }
 }
