@@ -5,8 +5,11 @@ import HydraKernels
 /// Tensors are bf16 wherever their writer can write bf16 and every reader can read it: the 1x1
 /// convolutions read and write either, the depthwise layers read and write bf16 together, a channel
 /// scale (alone or fused into the crp1 chain) writes bf16 for a head that reads it, the crp1 chain
-/// reads either, the first layer writes either. Adds, resizes and pools stay f32, so a tensor one of
-/// them touches does too. A 1x1 convolution then runs in bf16 when it touches a
+/// reads either, the first layer writes either. A crp2-4 pool writes bf16 for the convolution after it
+/// and reads bf16 where its input is the raw copy a fused convolution writes for it (rounding is
+/// monotone: the pooled bits are those of pooling in f32, then rounding, which that convolution does
+/// to its input anyway); the running sum beside that copy stays f32. Adds and resizes stay f32, so a
+/// tensor one of them touches does too. A 1x1 convolution then runs in bf16 when it touches a
 /// bf16 tensor or has 64 or more inputs: measured at 1226x370, 1 thread (bf16 / f32 time), 0.56-0.93
 /// from 64 inputs up with f32 on both sides, but 1.1-1.96 with 16-32 inputs and an f32 output, whose
 /// writing outweighs the products; those stay on XNNPACK unless their output is bf16.
@@ -35,8 +38,9 @@ struct BF16Plan {
         func canWrite(_ step: Graph.Step, _ t: Int) -> Bool {
             switch step {
             case let .conv(name, _, _): return dense1x1(name) != nil
-            case .convAdd: return true
+            case let .convAdd(_, _, _, out, _, raw): return !(t == out && raw != nil)
             case .depthwise, .stem: return true
+            case .maxPool5: return graph.channels[t] % 16 == 0
             case .scale, .crpChain:
                 // The channel scales (alone or in the crp chain) write bf16 for a head that reads it; never the chain's scratch.
                 if case let .crpChain(_, _, _, _, scratch) = step, t == scratch { return false }
@@ -49,6 +53,8 @@ struct BF16Plan {
             case let .conv(name, _, _): return dense1x1(name) != nil
             case .convAdd: return true
             case .depthwise: return true
+            case .maxPool5:
+                return graph.channels[t] % 16 == 0 && steps.contains { if case let .convAdd(_, _, _, _, _, raw) = $0 { raw == t } else { false } }
             case .head: return headTakingBF16(step)
             case let .crpChain(_, input, _, _, _): return t == input // the addend stays f32
             default: return false
@@ -59,8 +65,7 @@ struct BF16Plan {
             let writers = steps.filter { $0.outputs.contains(t) }, readers = steps.filter { $0.inputs.contains(t) }
             return !outputs.contains(t) && !u8Tensors.contains(t) && !writers.isEmpty && writers.allSatisfy { canWrite($0, t) } && readers.allSatisfy { canRead($0, t) }
         })
-        // A depthwise layer reads and writes bf16 together, a fused convolution writes its raw and
-        // summed outputs in one layout: drop pairs until none is split.
+        // A depthwise layer reads and writes bf16 together: drop pairs until none is split.
         var changed = true
         while changed {
             changed = false
@@ -68,7 +73,6 @@ struct BF16Plan {
                 let pair: (Int, Int)
                 switch step {
                 case let .depthwise(_, _, x, out): pair = (x, out)
-                case let .convAdd(_, _, _, out, _, raw?): pair = (out, raw)
                 default: continue
                 }
                 if bf16.contains(pair.0) != bf16.contains(pair.1) {

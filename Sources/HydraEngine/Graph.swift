@@ -254,6 +254,30 @@ struct Graph: Sendable {
         for t in life.indices where life[t].last < 0 { life[t].last = life[t].first }
         return life
     }
+
+    /// Outputs that may take over the memory of a tensor that dies in the step writing them, keyed by
+    /// output, with `elementBytes` per tensor. Only the crp chain's: it handles each block of channels
+    /// on one thread and reads a row of its input and addend before writing the rows at or above it, so
+    /// an output with the same element size can overwrite either (a smaller element would land on
+    /// other blocks' bytes, which other threads may not have read yet).
+    func inPlaceOutputs(elementBytes: [Int]) -> [Int: Int] {
+        let life = lifetimes()
+        var hosts: [Int: Int] = [:]
+        for (i, step) in steps.enumerated() {
+            guard case let .crpChain(_, x, addend, outs, _) = step else { continue }
+            var free = [x, addend].filter { life[$0].last == i && $0 != input }
+            for o in outs {
+                guard let k = free.firstIndex(where: { elementBytes[$0] == elementBytes[o.tensor] }) else { continue }
+                hosts[o.tensor] = free.remove(at: k)
+            }
+        }
+        return hosts
+    }
+
+    /// The arena layout for these tensor sizes in bytes (`elementBytes` per tensor: 1, 2 or 4).
+    func arena(sizes: [Int], elementBytes: [Int]) -> (offsets: [Int], total: Int) {
+        ArenaPlanner.plan(sizes: sizes, lifetimes: lifetimes(), sharing: inPlaceOutputs(elementBytes: elementBytes))
+    }
 }
 
 extension Graph.Step {
@@ -289,8 +313,25 @@ enum ArenaPlanner {
     static let alignment = 64
 
     /// Byte offsets of each tensor and the arena size. Greedy: largest first, lowest free offset.
-    static func plan(sizes: [Int], lifetimes: [(first: Int, last: Int)]) -> (offsets: [Int], total: Int) {
-        let order = sizes.indices.sorted { sizes[$0] > sizes[$1] }
+    /// `sharing` maps a tensor to the one whose memory it reuses (never to one that is itself shared):
+    /// the pair is placed once, over the union of their lifetimes.
+    static func plan(sizes: [Int], lifetimes: [(first: Int, last: Int)],
+                     sharing: [Int: Int] = [:]) -> (offsets: [Int], total: Int) {
+        var sizes = sizes, lifetimes = lifetimes
+        for (t, host) in sharing {
+            precondition(sharing[host] == nil, "tensor \(host) both shares and is shared")
+            sizes[host] = max(sizes[host], sizes[t])
+            lifetimes[host] = (min(lifetimes[host].first, lifetimes[t].first), max(lifetimes[host].last, lifetimes[t].last))
+            sizes[t] = 0
+        }
+        var (offsets, total) = place(sizes: sizes, lifetimes: lifetimes, skipping: Set(sharing.keys))
+        for (t, host) in sharing { offsets[t] = offsets[host] }
+        return (offsets, total)
+    }
+
+    private static func place(sizes: [Int], lifetimes: [(first: Int, last: Int)],
+                              skipping: Set<Int>) -> (offsets: [Int], total: Int) {
+        let order = sizes.indices.filter { !skipping.contains($0) }.sorted { sizes[$0] > sizes[$1] }
         var offsets = [Int](repeating: -1, count: sizes.count)
         var placed: [Int] = []
         var total = 0

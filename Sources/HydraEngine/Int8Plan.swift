@@ -2,34 +2,53 @@ import HydraWeights
 
 /// Which layers an `.int8` replica runs in int8 (VNNI), with the quantization of each one's input
 /// from the model's calibration: the 1x1 convolutions (`hydra_conv1x1_int8`, which quantizes its
-/// input as it reads it) and the 3x3 heads (`hydra_head3x3_int8`, on a u8 input the crp1 chain
-/// writes). Everything else runs as in a bf16 replica (`BF16Plan`: its tensors stay bf16 or f32 as
-/// there). A layer runs in int8 when the calibration has its input range and does not keep it in
-/// bf16 (its per-layer sensitivity).
+/// input as it reads it, or reads it as u8) and the 3x3 heads (`hydra_head3x3_int8`, on a u8 input
+/// the crp1 chain writes). Everything else runs as in a bf16 replica (`BF16Plan`: its tensors stay
+/// bf16 or f32 as there), except the crp2-4 pools in front of int8 convolutions, which pool u8
+/// tensors in the convolution's input quantization. A layer runs in int8 when the calibration has
+/// its input range and does not keep it in bf16 (its per-layer sensitivity).
 struct Int8Plan {
+    /// A per-tensor quantization: value = scale * (q - zero).
+    struct Quantization: Equatable {
+        let scale: Float, zero: Int32
+    }
+
     struct Step {
         let weights: Int8Weights
-        let scale: Float, zero: Int32
+        let input: Quantization
     }
 
     /// 1x1 convolutions and 3x3 heads run in int8, by step.
     private(set) var steps: [Int: Step] = [:]
-    /// Tensors stored as u8 (zero point 0), with their scale: the inputs of int8 heads, written by the
-    /// crp1 chain.
-    private(set) var u8Tensors: [Int: Float] = [:]
+    /// Tensors stored as u8, with their quantization: the inputs of int8 heads (zero point 0, written
+    /// by the crp1 chain), and around each crp2-4 pool before an int8 convolution the pooled tensor and,
+    /// where a fused convolution writes the pool's input as its raw copy for the pool alone, that copy.
+    /// Quantizing is monotone, so a max of quantized values is the quantized max: the convolution sees
+    /// the bytes it would have made from the f32 pool.
+    private(set) var u8Tensors: [Int: Quantization] = [:]
 
     /// `layers`, when given, replaces the calibration's choice (per-layer sensitivity measures one at a time).
     init(graph: Graph, model: Model, calibration: Int8Calibration, layers: Set<String>? = nil) {
         for (i, step) in graph.steps.enumerated() {
             guard let name = Self.layer(step, graph, model), let q = calibration.quantization(of: name),
                   layers?.contains(name) ?? !calibration.keep.contains(name) else { continue }
+            let input = Quantization(scale: q.scale, zero: q.zero)
             if case let .head(_, x, _) = step {
                 guard q.zero == 0 else { continue } // a ReLU6 output: zero and the padding are the same value
-                steps[i] = Step(weights: model.reducedWeights.int8Head(model.convs[name]!), scale: q.scale, zero: 0)
-                u8Tensors[x] = q.scale
+                steps[i] = Step(weights: model.reducedWeights.int8Head(model.convs[name]!), input: input)
+                u8Tensors[x] = input
             } else {
-                steps[i] = Step(weights: model.reducedWeights.int8(model.convs[name]!), scale: q.scale, zero: q.zero)
+                steps[i] = Step(weights: model.reducedWeights.int8(model.convs[name]!), input: input)
             }
+        }
+        let all = graph.steps
+        func readers(_ t: Int) -> [Int] { all.indices.filter { all[$0].inputs.contains(t) } }
+        for step in all {
+            guard case let .maxPool5(x, pooled) = step, graph.channels[x] % 16 == 0, readers(pooled).count == 1,
+                  let q = steps[readers(pooled)[0]]?.input else { continue }
+            u8Tensors[pooled] = q
+            let writtenAsRaw = all.contains { if case let .convAdd(_, _, _, _, _, raw) = $0 { raw == x } else { false } }
+            if writtenAsRaw, readers(x).count == 1 { u8Tensors[x] = q }
         }
     }
 

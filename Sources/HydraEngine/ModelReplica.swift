@@ -62,6 +62,11 @@ public final class ModelReplica: @unchecked Sendable {
     private let int8: Int8Plan?
     private var bf16Weights: [Int: [UInt16]] { bf16?.weights ?? [:] }
     private var bf16Tensors: Set<Int> { bf16?.tensors ?? [] }
+
+    /// How a tensor is stored: HYDRA_F32, HYDRA_BF16 or HYDRA_U8.
+    private func format(_ t: Int) -> Int {
+        int8?.u8Tensors[t] != nil ? Int(HYDRA_U8) : bf16Tensors.contains(t) ? Int(HYDRA_BF16) : Int(HYDRA_F32)
+    }
     private let pool: pthreadpool_t
     /// XNNPACK operator for each step that has one (convolutions, adds, resizes).
     private var operators: [xnn_operator_t?]
@@ -154,8 +159,8 @@ public final class ModelReplica: @unchecked Sendable {
     private func label(_ i: Int, _ step: Graph.Step, _ plan: Plan) -> String {
         func at(_ t: Int) -> String { "\(plan.shapes[t].w)x\(plan.shapes[t].h)x\(graph.channels[t])" }
         func types(_ x: Int, _ out: Int) -> String {
-            let f = { (t: Int) in self.int8?.u8Tensors[t] != nil ? "u8" : self.bf16Tensors.contains(t) ? "bf16" : "f32" }
-            return " (\(f(x)) -> \(f(out)))"
+            let names = [Int(HYDRA_F32): "f32", Int(HYDRA_BF16): "bf16", Int(HYDRA_U8): "u8"]
+            return " (\(names[format(x)]!) -> \(names[format(out)]!))"
         }
         switch step {
         case let .conv(name, x, out):
@@ -174,7 +179,7 @@ public final class ModelReplica: @unchecked Sendable {
             return "depthwise 3x3\(model.convs[name]!.stride > 1 ? " s2" : "") \(at(x)) -> \(graph.channels[out]) (own)"
                 + (bf16 == nil ? "" : types(x, out))
         case let .add(a, _, _, _): return "add \(at(a))"
-        case let .maxPool5(x, _): return "maxpool5 \(at(x))"
+        case let .maxPool5(x, out): return "maxpool5 \(at(x))\(bf16 == nil ? "" : types(x, out))"
         case let .scale(_, x, out, _): return "channel scale \(at(x))\(bf16Tensors.contains(out) ? " to bf16" : "")"
         case let .crpScale(_, top, _, _, _): return "maxpool5+scale+add \(at(top))"
         case let .crpChain(_, x, _, outs, _):
@@ -220,10 +225,11 @@ public final class ModelReplica: @unchecked Sendable {
     private func setUp(height: Int, width: Int) throws {
         if let p = plan, p.height == height, p.width == width { return }
         let shapes = graph.shapes(height: height, width: width, model: model)
-        let sizes = graph.channels.indices.map {
-            shapes[$0].h * shapes[$0].w * graph.channels[$0] * (int8?.u8Tensors[$0] != nil ? 1 : bf16Tensors.contains($0) ? 2 : MemoryLayout<Float>.size)
+        let bytes = graph.channels.indices.map {
+            [Int(HYDRA_F32): MemoryLayout<Float>.size, Int(HYDRA_BF16): 2, Int(HYDRA_U8): 1][format($0)]!
         }
-        let (offsets, total) = ArenaPlanner.plan(sizes: sizes, lifetimes: graph.lifetimes())
+        let sizes = graph.channels.indices.map { shapes[$0].h * shapes[$0].w * graph.channels[$0] * bytes[$0] }
+        let (offsets, total) = graph.arena(sizes: sizes, elementBytes: bytes)
         let needed = Self.pageRounded(total + Int(XNN_EXTRA_BYTES))
         if needed > arenaBytes {
             if let arena { munmap(arena, arenaBytes) }
@@ -332,8 +338,11 @@ public final class ModelReplica: @unchecked Sendable {
                 runGEMM(i, model.convs[name]!, x, out, residual: nil, plan)
             case let .convAdd(name, x, r, out, relu6, raw):
                 let clamp = outputClamp(relu6: relu6)
+                let q = raw.flatMap { int8?.u8Tensors[$0] }
+                let rawFormat = q != nil ? HYDRA_RAW_U8 : raw.map { bf16Tensors.contains($0) } == true ? HYDRA_RAW_BF16 : HYDRA_RAW_F32
                 var residual = hydra_residual(input: rawPointer(plan, r), bf16: bf16Tensors.contains(r) ? 1 : 0, lo: clamp.lo, hi: clamp.hi,
-                                              raw: raw.map { rawPointer(plan, $0) })
+                                              raw: raw.map { rawPointer(plan, $0) }, raw_format: Int32(rawFormat),
+                                              raw_scale: q?.scale ?? 0, raw_zero: q?.zero ?? 0)
                 runGEMM(i, model.convs[name]!, x, out, residual: &residual, plan)
             case .conv, .add, .resize:
                 let s = xnn_run_operator(operators[i], pool)
@@ -362,6 +371,12 @@ public final class ModelReplica: @unchecked Sendable {
                                        weights, bias, c.clamp.lo, c.clamp.hi, pointer(plan, out), pool)
                 }
                 precondition(status == 0, "the depthwise kernel needs channels that are a multiple of 16 and stride 1 or 2")
+            case let .maxPool5(x, out) where format(x) != HYDRA_F32 || format(out) != HYDRA_F32:
+                let q = int8?.u8Tensors[out]
+                precondition(format(x) != HYDRA_U8 || int8?.u8Tensors[x] == q, "a u8 pool keeps its quantization")
+                let status = hydra_maxpool5_typed(rawPointer(plan, x), Int32(format(x)), rawPointer(plan, out), Int32(format(out)),
+                                                  q?.scale ?? 0, q?.zero ?? 0, plan.shapes[x].h, plan.shapes[x].w, graph.channels[x], pool)
+                precondition(status == 0, "the pool kernel refused step \(i)")
             case let .maxPool5(x, out):
                 hydra_maxpool5(pointer(plan, x), pointer(plan, out), plan.shapes[x].h, plan.shapes[x].w, graph.channels[x], pool)
             case let .head(name, x, out) where int8?.steps[i] != nil:
@@ -369,7 +384,7 @@ public final class ModelReplica: @unchecked Sendable {
                 let status = q.weights.packed.withUnsafeBufferPointer { w in
                     c.withBias { bias in
                         hydra_head3x3_int8(rawPointer(plan, x).assumingMemoryBound(to: UInt8.self), plan.shapes[x].h, plan.shapes[x].w,
-                                           c.inputChannels, q.scale, w.baseAddress, q.weights.scales, bias, c.outputChannels,
+                                           c.inputChannels, q.input.scale, w.baseAddress, q.weights.scales, bias, c.outputChannels,
                                            pointer(plan, out), pool)
                     }
                 }
@@ -408,7 +423,7 @@ public final class ModelReplica: @unchecked Sendable {
                     func scale(_ j: Int) -> UnsafePointer<Float>? { j < outs.count ? sc.baseAddress! + (4 + j) * c : nil }
                     func out(_ j: Int) -> UnsafeMutableRawPointer? { j < outs.count ? rawPointer(plan, outs[j].tensor) : nil }
                     func isBF16(_ j: Int) -> Int32 { j < outs.count && bf16Tensors.contains(outs[j].tensor) ? 1 : 0 }
-                    func u8(_ j: Int) -> Float? { j < outs.count ? int8?.u8Tensors[outs[j].tensor] : nil }
+                    func u8(_ j: Int) -> Float? { j < outs.count ? int8?.u8Tensors[outs[j].tensor]?.scale : nil }
                     args.output_scale = (scale(0), scale(1), scale(2))
                     args.output = (out(0), out(1), out(2))
                     args.output_bf16 = (isBF16(0), isBF16(1), isBF16(2))
@@ -441,12 +456,15 @@ public final class ModelReplica: @unchecked Sendable {
 
     /// A 1x1 convolution by the int8 or bf16 GEMM, with the residual add when fused.
     private func runGEMM(_ i: Int, _ c: FoldedConv, _ x: Int, _ out: Int, residual: UnsafePointer<hydra_residual>?, _ plan: Plan) {
-        let pixels = plan.shapes[x].h * plan.shapes[x].w, layout = bf16!.layout(input: x, output: out)
+        let pixels = plan.shapes[x].h * plan.shapes[x].w
+        let u8Input = int8?.u8Tensors[x] != nil
+        let layout = bf16!.layout(input: x, output: out) | (u8Input ? Int32(HYDRA_U8_INPUT) : 0)
         let status: Int32
         if let q = int8?.steps[i] {
+            precondition(!u8Input || int8?.u8Tensors[x] == q.input, "a u8 input is in its convolution's quantization")
             status = q.weights.packed.withUnsafeBufferPointer { w in
                 c.withBias { bias in
-                    hydra_conv1x1_int8(rawPointer(plan, x), pixels, c.inputChannels, q.scale, q.zero, w.baseAddress, q.weights.scales,
+                    hydra_conv1x1_int8(rawPointer(plan, x), pixels, c.inputChannels, q.input.scale, q.input.zero, w.baseAddress, q.weights.scales,
                                        q.weights.columnSums, bias, c.outputChannels, c.clamp.lo, c.clamp.hi, rawPointer(plan, out), layout,
                                        residual, pool)
                 }
@@ -483,8 +501,9 @@ extension Model {
     /// arena (computed from the graph, nothing is allocated).
     public func activationBytes(width: Int, height: Int) -> Int {
         let shapes = graph.shapes(height: height, width: width, model: self)
-        let sizes = graph.channels.indices.map { shapes[$0].h * shapes[$0].w * graph.channels[$0] * MemoryLayout<Float>.size }
-        return ArenaPlanner.plan(sizes: sizes, lifetimes: graph.lifetimes()).total + Int(XNN_EXTRA_BYTES)
+        let bytes = [Int](repeating: MemoryLayout<Float>.size, count: graph.channels.count)
+        let sizes = graph.channels.indices.map { shapes[$0].h * shapes[$0].w * graph.channels[$0] * bytes[$0] }
+        return graph.arena(sizes: sizes, elementBytes: bytes).total + Int(XNN_EXTRA_BYTES)
     }
 }
 

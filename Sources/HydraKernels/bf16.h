@@ -30,9 +30,20 @@ static inline void hydra_store_value(void *out, int bf16, size_t i, float v) {
 }
 
 #include "hydra_kernels.h"
+
+/* The raw copy of v in the residual's raw_format (the output's layout by default). */
+static inline void hydra_store_raw(const hydra_residual *res, int bf16, size_t i, float v) {
+    switch (res->raw_format) {
+    case HYDRA_RAW_F32: hydra_store_value(res->raw, 0, i, v); break;
+    case HYDRA_RAW_BF16: hydra_store_value(res->raw, 1, i, v); break;
+    case HYDRA_RAW_U8: ((uint8_t *)res->raw)[i] = hydra_int8_quantize(v, res->raw_scale, res->raw_zero); break;
+    default: hydra_store_value(res->raw, bf16, i, v);
+    }
+}
+
 static inline void hydra_reference_output(void *out, int bf16, const hydra_residual *res, size_t i, float v) {
     if (res) {
-        if (res->raw) hydra_store_value(res->raw, bf16, i, v);
+        if (res->raw) hydra_store_raw(res, bf16, i, v);
         const float r = res->bf16 ? hydra_bf16_to_float(((const uint16_t *)res->input)[i]) : ((const float *)res->input)[i];
         v = hydra_clamp(v + r, res->lo, res->hi);
     }
@@ -70,7 +81,20 @@ void hydra_gemm_store(void *out, int bf16, const hydra_residual *res, size_t N, 
             v0 = _mm512_min_ps(_mm512_max_ps(_mm512_add_ps(v0, r0), lo), hi);
             v1 = _mm512_min_ps(_mm512_max_ps(_mm512_add_ps(v1, r1), lo), hi);
         }
-        if (bf16) {
+        const int format = pass == 0 && res->raw_format != HYDRA_RAW_AS_OUTPUT ? res->raw_format
+                           : bf16 ? HYDRA_RAW_BF16 : HYDRA_RAW_F32;
+        if (format == HYDRA_RAW_U8) {
+            /* hydra_int8_quantize: rint(v * (1 / scale)) + zero, clamped to 0..255. */
+            const __m512 inv = _mm512_set1_ps(1.0f / res->raw_scale), zero = _mm512_set1_ps((float)res->raw_zero);
+            const __m512 top = _mm512_set1_ps(255.0f);
+            __m512 q0 = _mm512_add_ps(_mm512_roundscale_ps(_mm512_mul_ps(v0, inv), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC), zero);
+            __m512 q1 = _mm512_add_ps(_mm512_roundscale_ps(_mm512_mul_ps(v1, inv), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC), zero);
+            q0 = _mm512_min_ps(_mm512_max_ps(q0, _mm512_setzero_ps()), top);
+            q1 = _mm512_min_ps(_mm512_max_ps(q1, _mm512_setzero_ps()), top);
+            uint8_t *d = (uint8_t *)dst + at;
+            _mm_mask_storeu_epi8(d, m0, _mm512_cvtepi32_epi8(_mm512_cvtps_epi32(q0)));
+            _mm_mask_storeu_epi8(d + 16, m1, _mm512_cvtepi32_epi8(_mm512_cvtps_epi32(q1)));
+        } else if (format == HYDRA_RAW_BF16) {
             uint16_t *d = (uint16_t *)dst + at;
             const __m512i packed = (__m512i)_mm512_cvtne2ps_pbh(v1, v0);
             if (cols == 32) _mm512_storeu_si512(d, packed);

@@ -1,6 +1,7 @@
 #include "hydra_kernels.h"
 #include <string.h>
 
+#include "lanes.h"
 #include "parallel.h"
 #include "vec.h"
 
@@ -23,9 +24,6 @@
    reach memory. */
 
 enum { PB = 16, RING0 = 10, RING1 = 8, RING2 = 6, RING3 = 6, RING_ROWS = RING0 + RING1 + RING2 + RING3 + 2 /* stage 4's pair */ };
-
-typedef uint16_t u16x16 __attribute__((vector_size(32)));
-typedef uint32_t u32x16 __attribute__((vector_size(64)));
 
 typedef struct {
     const hydra_crp_chain_args *a;
@@ -71,47 +69,6 @@ void pool_pair16(const float *const rows[6], size_t w, const v16 *scale, float *
         t[2] = t[3]; t[3] = t[4];
         b[2] = b[3]; b[3] = b[4];
     }
-}
-
-/* 16 values at `p` (f32, or bf16 widened). */
-static inline __attribute__((always_inline)) void load16(const void *p, int bf16, v16 *v) {
-    if (bf16) {
-        u16x16 h;
-        memcpy(&h, p, sizeof h);
-        const u32x16 u = __builtin_convertvector(h, u32x16) << 16;
-        memcpy(v, &u, sizeof *v);
-    } else {
-        memcpy(v, p, sizeof *v);
-    }
-}
-
-/* 16 values to `p`, f32 or rounded to bf16 as hydra_bf16_from_float does (nearest even, denormals to
-   signed zero; the values here are clamped sums, never NaN). */
-static inline __attribute__((always_inline)) void store16(void *p, const v16 *v, int bf16) {
-    if (!bf16) {
-        memcpy(p, v, sizeof *v);
-        return;
-    }
-    u32x16 u;
-    memcpy(&u, v, sizeof u);
-    const u32x16 rounded = (u + 0x7FFFu + ((u >> 16) & 1u)) >> 16;
-    const u32x16 tiny = (u32x16)((u & 0x7F800000u) == 0);
-    const u32x16 r = (rounded & ~tiny) | ((u >> 16) & 0x8000u & tiny);
-    const u16x16 h = __builtin_convertvector(r, u16x16);
-    memcpy(p, &h, sizeof h);
-}
-
-/* 16 values to `p` as u8 with zero point 0, as hydra_int8_quantize does: clamp(rint(v * (1 / scale)), 0, 255).
-   Clamped to [0, 255] before rounding (the same result), where adding and removing 1.5 x 2^23 rounds
-   to nearest even. */
-static inline __attribute__((always_inline)) void store16_u8(uint8_t *p, const v16 *v, float scale) {
-    typedef int32_t i32x16 __attribute__((vector_size(64)));
-    typedef uint8_t u8x16 __attribute__((vector_size(16)));
-    const v16 zero = {0}, top = zero + 255.0f, magic = zero + 0x1.8p23f;
-    v16 q = VCLAMP(*v * (1.0f / scale), zero, top);
-    q = (q + magic) - magic;
-    const u8x16 b = __builtin_convertvector(__builtin_convertvector(q, i32x16), u8x16);
-    memcpy(p, &b, sizeof b);
 }
 
 /* Row y of x (16 channels from c0) into its ring row. */
@@ -180,7 +137,7 @@ static void chain_block(void *vctx, size_t block) {
                 memcpy(&u, r4 + x * PB, sizeof u); acc += u;
                 for (size_t j = 0; j < a->outputs; j++) {
                     const v16 v = a->output_scale[j] ? VCLAMP(acc * os[j], olo, ohi) : acc;
-                    if (a->output_u8[j]) store16_u8((uint8_t *)a->output[j] + o, &v, a->output_qscale[j]);
+                    if (a->output_u8[j]) store16_u8((uint8_t *)a->output[j] + o, &v, a->output_qscale[j], 0);
                     else store16((char *)a->output[j] + o * (a->output_bf16[j] ? 2 : 4), &v, a->output_bf16[j]);
                 }
             }

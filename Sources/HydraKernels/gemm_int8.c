@@ -7,7 +7,8 @@
 
 /* ---- 1x1 convolution in int8 (AVX512-VNNI) ----
 
-   The input (f32, or bf16 widened to f32) is quantized per tensor as it is read:
+   The input (f32, or bf16 widened to f32) is quantized per tensor as it is read (or is u8 already,
+   HYDRA_U8_INPUT: written in this quantization by a pool or a convolution before):
        q = clamp(rint(x * (1 / scale)) + zero, 0, 255)          (the product in f32, rint to nearest even)
    the weights per output channel, symmetrically, when they are packed (s[n] = max |w[n][k]| / 127).
    VPDPBUSD adds four u8 x s8 products at a time to 32-bit sums, which is exact, so the kernel and
@@ -73,7 +74,9 @@ void hydra_conv1x1_int8_reference(const void *in, size_t pixels, size_t in_chann
             const int8_t *b = packed + (n / NR) * K4 * NR * 4 + (n % NR) * 4;
             int32_t acc = 0;
             for (size_t k = 0; k < in_channels; k++) {
-                const int32_t q = hydra_int8_quantize(input_value(in, layout, m * in_channels + k), scale, zero);
+                const size_t at = m * in_channels + k;
+                const int32_t q = (layout & HYDRA_U8_INPUT) ? ((const uint8_t *)in)[at]
+                                                            : hydra_int8_quantize(input_value(in, layout, at), scale, zero);
                 acc += q * (int32_t)b[(k / 4) * NR * 4 + (k & 3)];
             }
             acc -= zero * colsums[n];
@@ -107,6 +110,7 @@ INT8_TARGET
 static inline __m128i quantize16(const gemm_ctx *c, size_t row, size_t k, __m512 inv, __m512 zero) {
     const size_t left = c->K - k;
     const __mmask16 mask = left >= 16 ? 0xFFFF : (__mmask16)((1u << left) - 1);
+    if (c->layout & HYDRA_U8_INPUT) return _mm_maskz_loadu_epi8(mask, (const uint8_t *)c->in + row * c->K + k);
     __m512 x;
     if (c->layout & HYDRA_BF16_INPUT) {
         const __m256i h = _mm256_maskz_loadu_epi16(mask, (const uint16_t *)c->in + row * c->K + k);

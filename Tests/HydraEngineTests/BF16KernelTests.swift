@@ -55,7 +55,7 @@ final class BF16KernelTests: XCTestCase {
                     for residual in ResidualCase.all(m * n, &rng) {
                         let size = layout & Int32(HYDRA_BF16_OUTPUT) != 0 ? 2 : 4
                         let input: [UInt8] = layout & Int32(HYDRA_BF16_INPUT) != 0 ? x16.withUnsafeBytes { Array($0) } : x.withUnsafeBytes { Array($0) }
-                        let (got, want) = residual.run(count: m * n * size) { out, res in
+                        let (got, want) = residual.run(elements: m * n, size: size) { out, res in
                             XCTAssertEqual(bias.withOptionalPointer { b in hydra_conv1x1_bf16(input, m, k, packed, b, n, lo, hi, out, layout, res, pool) }, 0)
                         } reference: { out, res in
                             bias.withOptionalPointer { b in hydra_conv1x1_bf16_reference(input, m, k, packed, b, n, lo, hi, out, layout, res) }
@@ -166,31 +166,44 @@ extension Optional where Wrapped == [Float] {
 struct ResidualCase: CustomStringConvertible {
     let values: [Float]?
     let bf16: Bool, raw: Bool, lo: Float, hi: Float
-    var description: String { values == nil ? "no residual" : "residual \(bf16 ? "bf16" : "f32")\(raw ? " + raw" : "")" }
+    /// The raw copy's format (HYDRA_RAW_*), with the quantization of a u8 one.
+    var rawFormat = Int32(HYDRA_RAW_AS_OUTPUT), rawScale: Float = 0, rawZero: Int32 = 0
+    var description: String {
+        values == nil ? "no residual" : "residual \(bf16 ? "bf16" : "f32")\(raw ? " + raw (format \(rawFormat))" : "")"
+    }
 
     static func all(_ count: Int, _ rng: inout SystemRandomNumberGenerator) -> [ResidualCase] {
         let v = (0..<count).map { _ in Float.random(in: -3...3, using: &rng) }
         return [ResidualCase(values: nil, bf16: false, raw: false, lo: 0, hi: 0),
                 ResidualCase(values: v, bf16: false, raw: true, lo: -.infinity, hi: .infinity),
-                ResidualCase(values: v, bf16: true, raw: false, lo: 0, hi: 6)]
+                ResidualCase(values: v, bf16: true, raw: false, lo: 0, hi: 6),
+                ResidualCase(values: v, bf16: false, raw: true, lo: 0, hi: 6, rawFormat: Int32(HYDRA_RAW_BF16)),
+                ResidualCase(values: v, bf16: true, raw: true, lo: -.infinity, hi: .infinity, rawFormat: Int32(HYDRA_RAW_F32)),
+                // Scale and zero point such that some raw values saturate at both ends.
+                ResidualCase(values: v, bf16: false, raw: true, lo: -.infinity, hi: .infinity, rawFormat: Int32(HYDRA_RAW_U8),
+                             rawScale: 0.01, rawZero: 100)]
     }
 
-    func run(count: Int, kernel: (UnsafeMutableRawPointer, UnsafePointer<hydra_residual>?) -> Void,
+    /// The kernel's and the reference's outputs (and raw copies) for `elements` outputs of `size` bytes.
+    func run(elements: Int, size: Int, kernel: (UnsafeMutableRawPointer, UnsafePointer<hydra_residual>?) -> Void,
              reference: (UnsafeMutableRawPointer, UnsafePointer<hydra_residual>?) -> Void) -> ([UInt8], [UInt8]) {
+        let count = elements * size
+        let rawCount = elements * [Int32(HYDRA_RAW_F32): 4, Int32(HYDRA_RAW_BF16): 2, Int32(HYDRA_RAW_U8): 1][rawFormat, default: size]
         let input: [UInt8] = values.map { v in bf16 ? v.map { hydra_bf16_from_float($0) }.withUnsafeBytes { Array($0) } : v.withUnsafeBytes { Array($0) } } ?? []
         func go(_ body: (UnsafeMutableRawPointer, UnsafePointer<hydra_residual>?) -> Void) -> [UInt8] {
-            var out = [UInt8](repeating: 0xA5, count: count + 64), rawOut = [UInt8](repeating: 0xA5, count: count + 64)
+            var out = [UInt8](repeating: 0xA5, count: count + 64), rawOut = [UInt8](repeating: 0xA5, count: rawCount + 64)
             input.withUnsafeBytes { inp in
                 out.withUnsafeMutableBytes { o in
                     rawOut.withUnsafeMutableBytes { r in
                         guard values != nil else { return body(o.baseAddress!, nil) }
-                        var res = hydra_residual(input: inp.baseAddress, bf16: bf16 ? 1 : 0, lo: lo, hi: hi, raw: raw ? r.baseAddress : nil)
+                        var res = hydra_residual(input: inp.baseAddress, bf16: bf16 ? 1 : 0, lo: lo, hi: hi, raw: raw ? r.baseAddress : nil,
+                                                 raw_format: rawFormat, raw_scale: rawScale, raw_zero: rawZero)
                         body(o.baseAddress!, &res)
                     }
                 }
             }
             XCTAssertTrue(out.suffix(64).allSatisfy { $0 == 0xA5 } && rawOut.suffix(64).allSatisfy { $0 == 0xA5 }, "wrote past the end")
-            return Array(out.prefix(count)) + (raw ? Array(rawOut.prefix(count)) : [])
+            return Array(out.prefix(count)) + (raw ? Array(rawOut.prefix(rawCount)) : [])
         }
         return (go(kernel), go(reference))
     }

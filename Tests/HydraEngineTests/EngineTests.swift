@@ -160,16 +160,36 @@ final class EngineTests: XCTestCase {
         let shapes = graph.shapes(height: 370, width: 1226, model: Self.model)
         let sizes = graph.channels.indices.map { shapes[$0].h * shapes[$0].w * graph.channels[$0] * 4 }
         let life = graph.lifetimes()
-        let (offsets, total) = ArenaPlanner.plan(sizes: sizes, lifetimes: life)
+        let bytes = [Int](repeating: 4, count: sizes.count)
+        let shared = graph.inPlaceOutputs(elementBytes: bytes)
+        // The crp1 chain's two outputs take over its input's and addend's memory.
+        XCTAssertEqual(shared.count, 2)
+        let (offsets, total) = graph.arena(sizes: sizes, elementBytes: bytes)
+        for (t, host) in shared { XCTAssertEqual(offsets[t], offsets[host]) }
         for i in sizes.indices {
             XCTAssertEqual(offsets[i] % ArenaPlanner.alignment, 0)
             XCTAssertLessThanOrEqual(offsets[i] + sizes[i], total)
             for j in sizes.indices where j > i && life[i].first <= life[j].last && life[j].first <= life[i].last {
+                if shared[i] == j || shared[j] == i { continue }
                 let apart = offsets[i] + sizes[i] <= offsets[j] || offsets[j] + sizes[j] <= offsets[i]
                 XCTAssertTrue(apart, "tensors \(i) and \(j) are alive together and overlap")
             }
         }
         XCTAssertLessThan(total, sizes.reduce(0, +) / 3, "planning should reuse memory")
+    }
+
+    func testAChainOutputOfAnotherElementSizeKeepsItsOwnMemory() {
+        let graph = Self.model.graph
+        guard case let .crpChain(_, x, addend, outs, _) = graph.steps.first(where: { if case .crpChain = $0 { true } else { false } })
+        else { return XCTFail("no crp chain in the graph") }
+        var bytes = [Int](repeating: 4, count: graph.channels.count)
+        bytes[outs[0].tensor] = 1 // an int8 head's input
+        bytes[x] = 2 // a bf16 input
+        bytes[outs[1].tensor] = 2
+        let shared = graph.inPlaceOutputs(elementBytes: bytes)
+        XCTAssertNil(shared[outs[0].tensor])
+        XCTAssertEqual(shared[outs[1].tensor], x)
+        XCTAssertFalse(shared.values.contains(addend))
     }
 }
 

@@ -44,17 +44,20 @@ final class Int8KernelTests: XCTestCase {
                 // Some inputs beyond the quantized range, to exercise the saturation.
                 let x = (0..<(m * k)).map { _ in Float.random(in: -300...300, using: &rng) * scale }
                 let x16 = x.map { hydra_bf16_from_float($0) }
+                let x8 = (0..<(m * k)).map { _ in UInt8.random(in: 0...255, using: &rng) }
                 let w = (0..<(n * k)).map { _ in Float.random(in: -0.5...0.5, using: &rng) }
                 let bias = withBias ? (0..<n).map { _ in Float.random(in: -1...1, using: &rng) } : nil
                 var packed = [Int8](repeating: 0, count: hydra_int8_packed_bytes(k, n))
                 var scales = [Float](repeating: 0, count: n), sums = [Int32](repeating: 0, count: n)
                 hydra_int8_pack_weights(w, k, n, &packed, &scales, &sums)
                 let (lo, hi): (Float, Float) = relu6 ? (0, 6) : (-.infinity, .infinity)
-                for layout in [0, HYDRA_BF16_INPUT, HYDRA_BF16_OUTPUT, HYDRA_BF16_INPUT | HYDRA_BF16_OUTPUT].map(Int32.init) {
+                for layout in [0, HYDRA_BF16_INPUT, HYDRA_BF16_OUTPUT, HYDRA_BF16_INPUT | HYDRA_BF16_OUTPUT, HYDRA_U8_INPUT,
+                               HYDRA_U8_INPUT | HYDRA_BF16_OUTPUT].map(Int32.init) {
                     for residual in ResidualCase.all(m * n, &rng) {
                         let size = layout & Int32(HYDRA_BF16_OUTPUT) != 0 ? 2 : 4
-                        let input: [UInt8] = layout & Int32(HYDRA_BF16_INPUT) != 0 ? x16.withUnsafeBytes { Array($0) } : x.withUnsafeBytes { Array($0) }
-                        let (got, want) = residual.run(count: m * n * size) { out, res in
+                        let input: [UInt8] = layout & Int32(HYDRA_U8_INPUT) != 0 ? x8
+                            : layout & Int32(HYDRA_BF16_INPUT) != 0 ? x16.withUnsafeBytes { Array($0) } : x.withUnsafeBytes { Array($0) }
+                        let (got, want) = residual.run(elements: m * n, size: size) { out, res in
                             XCTAssertEqual(bias.withOptionalPointer { b in
                                 hydra_conv1x1_int8(input, m, k, scale, Int32(zero), packed, scales, sums, b, n, lo, hi, out, layout, res, pool)
                             }, 0)

@@ -30,6 +30,42 @@ final class KernelTests: XCTestCase {
         }
     }
 
+    /// Pooling bf16 or u8 tensors gives the bits of pooling in f32 and converting after, for every
+    /// pair of formats the reduced-precision replicas use, at border-heavy sizes and 16-channel tails of
+    /// the u8 path's 64-channel blocks.
+    func testTypedMaxPoolIsTheF32PoolConverted() throws {
+        let pool = pthreadpool_create(3)
+        defer { pthreadpool_destroy(pool) }
+        var rng = SystemRandomNumberGenerator()
+        let (scale, zero): (Float, Int32) = (0.03, 40)
+        func bytes<T>(_ a: [T]) -> [UInt8] { a.withUnsafeBytes { Array($0) } }
+        for (h, w, c) in [(1, 1, 16), (2, 3, 32), (5, 5, 80), (7, 11, 16), (13, 4, 256), (6, 2, 48)] {
+            let x = (0..<(h * w * c)).map { _ in Float.random(in: -5...5, using: &rng) }
+            let x16 = x.map { hydra_bf16_from_float($0) }
+            let widened = x16.map { Float(bitPattern: UInt32($0) << 16) }
+            let x8 = x.map { hydra_int8_quantize($0, scale, zero) }
+            let f = naiveMaxPool(x, h: h, w: w, c: c), f16 = naiveMaxPool(widened, h: h, w: w, c: c)
+            let cases: [(Int32, [UInt8], Int32, [UInt8])] = [
+                (Int32(HYDRA_F32), bytes(x), Int32(HYDRA_F32), bytes(f)),
+                (Int32(HYDRA_F32), bytes(x), Int32(HYDRA_BF16), bytes(f.map { hydra_bf16_from_float($0) })),
+                (Int32(HYDRA_F32), bytes(x), Int32(HYDRA_U8), f.map { hydra_int8_quantize($0, scale, zero) }),
+                (Int32(HYDRA_BF16), bytes(x16), Int32(HYDRA_BF16), bytes(f16.map { hydra_bf16_from_float($0) })),
+                (Int32(HYDRA_BF16), bytes(x16), Int32(HYDRA_F32), bytes(f16)),
+                (Int32(HYDRA_BF16), bytes(x16), Int32(HYDRA_U8), f16.map { hydra_int8_quantize($0, scale, zero) }),
+                (Int32(HYDRA_U8), x8, Int32(HYDRA_U8), f.map { hydra_int8_quantize($0, scale, zero) }),
+            ]
+            for (inFormat, input, outFormat, want) in cases {
+                var out = [UInt8](repeating: 0xA5, count: want.count + 64)
+                XCTAssertEqual(hydra_maxpool5_typed(input, inFormat, &out, outFormat, scale, zero, h, w, c, pool), 0)
+                XCTAssertEqual(Array(out.prefix(want.count)), want, "\(h)x\(w)x\(c) \(inFormat) -> \(outFormat)")
+                XCTAssertTrue(out.suffix(64).allSatisfy { $0 == 0xA5 }, "wrote past the end")
+            }
+        }
+        var out = [UInt8](repeating: 0, count: 64)
+        XCTAssertEqual(hydra_maxpool5_typed([UInt8](repeating: 0, count: 16), Int32(HYDRA_U8), &out, Int32(HYDRA_F32), 1, 0, 1, 1, 16, pool), -1)
+        XCTAssertEqual(hydra_maxpool5_typed([Float](repeating: 0, count: 15), Int32(HYDRA_F32), &out, Int32(HYDRA_F32), 1, 0, 1, 1, 15, pool), -1)
+    }
+
     /// The fused crp1 chain must give exactly what the separate steps give (the add, four stages, the
     /// channel scales; same sums, same order), at sizes where the wavefront's rings and clamped
     /// borders are all exercised, with and without the add, from f32 or bf16, to f32 and bf16 outputs.

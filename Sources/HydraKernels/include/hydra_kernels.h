@@ -42,6 +42,17 @@ int hydra_depthwise3x3(const float *in, size_t height, size_t width, size_t chan
 void hydra_maxpool5(const float *in, float *out, size_t height, size_t width,
                     size_t channels, pthreadpool_t pool);
 
+/* Element formats of the reduced-precision tensors: f32, bf16, or u8 quantized per tensor (scale and
+   zero point, as hydra_int8_quantize). */
+enum { HYDRA_F32 = 0, HYDRA_BF16 = 1, HYDRA_U8 = 2 };
+
+/* hydra_maxpool5 between formats (pool.c): f32 or bf16 in, f32, bf16 or u8 (quantized with scale and
+   zero) out; or u8 in and u8 out in the same quantization (scale and zero unused). Bit-identical to
+   pooling in f32 and converting after (every conversion is monotone). Channels a multiple of 16;
+   returns -1 otherwise, for u8 in with another format out, or an invalid quantization. */
+int hydra_maxpool5_typed(const void *in, int in_format, void *out, int out_format, float scale, int32_t zero,
+                         size_t height, size_t width, size_t channels, pthreadpool_t pool);
+
 /* One stage of chained residual pooling whose convolution is a per-channel scale (crp1), in one
    pass: top_out = scale * maxpool5(top); x_out = x + top_out. */
 void hydra_crp_scale_stage(const float *top, const float *x, const float *scale, float *top_out, float *x_out,
@@ -70,7 +81,9 @@ typedef struct {
     float output_qscale[3];
 } hydra_crp_chain_args;
 
-/* Channels must be a multiple of 16 and 1-3 outputs (returns -1 otherwise); no output may be the input. */
+/* Channels must be a multiple of 16 and 1-3 outputs (returns -1 otherwise). An output may be the input's
+   or the addend's memory when its elements are the same size: each block of 16 channels is one thread's,
+   and it reads a row before writing the rows at or above it. */
 int hydra_crp_chain(const hydra_crp_chain_args *args, float *scratch, size_t height, size_t width, size_t channels,
                     pthreadpool_t pool);
 /* Floats of `scratch` the chain needs (rows of each stage's window, per block of channels). The
@@ -103,8 +116,9 @@ size_t hydra_bf16_packed_elements(size_t in_channels, size_t out_channels);
 /* Packs f32 weights [out][in] for hydra_conv1x1_bf16 (once per model; replicas share the result). */
 void hydra_bf16_pack_weights(const float *w, size_t in_channels, size_t out_channels, uint16_t *packed);
 
-/* Layouts of hydra_conv1x1_bf16's input and output: f32 unless these bits say bf16. */
-enum { HYDRA_BF16_INPUT = 1, HYDRA_BF16_OUTPUT = 2 };
+/* Layouts of hydra_conv1x1_bf16's input and output: f32 unless these bits say bf16. HYDRA_U8_INPUT
+   (hydra_conv1x1_int8 only): the input is already quantized with the layer's scale and zero point. */
+enum { HYDRA_BF16_INPUT = 1, HYDRA_BF16_OUTPUT = 2, HYDRA_U8_INPUT = 4 };
 
 /* A residual add fused into a 1x1 convolution's epilogue: out = clamp(v + input, lo, hi), v being the
    convolution's clamped f32 result (not rounded), `input` shaped like the output (f32, or bf16 when
@@ -114,7 +128,14 @@ typedef struct {
     int bf16;
     float lo, hi;
     void *raw;
+    int raw_format; /* HYDRA_RAW_*: the raw copy's format */
+    float raw_scale;
+    int32_t raw_zero;
 } hydra_residual;
+
+/* hydra_residual.raw_format: the output's layout (0), or f32, bf16, or u8 quantized with raw_scale
+   and raw_zero (as hydra_int8_quantize: a pool before an int8 convolution reads it). */
+enum { HYDRA_RAW_AS_OUTPUT = 0, HYDRA_RAW_F32, HYDRA_RAW_BF16, HYDRA_RAW_U8 };
 
 /* 1x1 convolution, NHWC: out[p][o] = clamp(bias[o] + sum_i bf16(in[p][i]) * w[o][i], lo, hi), the sum
    in f32 as VDPBF16PS forms it (gemm_bf16.c says exactly how); in and out f32 or bf16 (`layout`).
