@@ -16,8 +16,8 @@
 
    Weights are packed once per model: blocks of NR = 32 output channels, in each block k in pairs:
    [N/32][K/2][32][2] bf16, zero-padded in k (to even) and in n (to 32). Each task turns a panel of
-   MR rows into bf16 pairs and runs every block of outputs over it, so each activation is read and
-   converted once per layer. */
+   MR rows (converted to bf16 pairs once, unless they are bf16 already) and runs every block of
+   outputs over them, so each activation is read and converted once per layer. */
 
 enum { MR = 8, NR = 32, KMAX = 4096, ROWS_PER_TASK = 64 };
 
@@ -87,41 +87,46 @@ typedef struct {
     const hydra_residual *residual;
 } gemm_ctx;
 
-/* MR rows of A as bf16 pairs: panel[k2][r] = (a[r][2 k2], a[r][2 k2 + 1]) as one 32-bit word, so the
-   microkernel broadcasts one word per row and k pair. Rows past M and k past K are zero. */
+/* The MR rows of A the microkernel reads, as words of bf16 pairs (row r's word k2 holds a[r][2 k2]
+   and a[r][2 k2 + 1]): a bf16 input with K even is read where it lies; otherwise the rows are
+   converted into `panel` (row-major, PANEL_STRIDE words a row, zeros past K). Rows past M repeat
+   row 0; their results are never stored. */
+enum { PANEL_STRIDE = KMAX / 2 };
+
 BF16_TARGET
-static void pack_panel(const gemm_ctx *c, size_t m, size_t rows, uint32_t *panel) {
-    const size_t K = c->K, K2 = even(K) / 2;
-    uint32_t words[16] __attribute__((aligned(64)));
-    for (size_t r = 0; r < MR; r++) {
-        if (r >= rows) {
-            for (size_t k2 = 0; k2 < K2; k2++) panel[k2 * MR + r] = 0;
+static void row_words(const gemm_ctx *c, size_t m, size_t rows, uint32_t *panel, const uint32_t *out[MR]) {
+    const size_t K = c->K;
+    for (size_t r = 0; r < rows; r++) {
+        if ((c->layout & HYDRA_BF16_INPUT) && K % 2 == 0) {
+            out[r] = (const uint32_t *)((const uint16_t *)c->in + (m + r) * K);
             continue;
         }
+        uint32_t *dst = panel + r * PANEL_STRIDE;
         for (size_t k = 0; k < K; k += 32) {
             /* 32 values -> 16 words of bf16 pairs; past K the masked loads read zeros. */
             const size_t left = K - k;
             const __mmask16 m0 = left >= 16 ? 0xFFFF : (__mmask16)((1u << left) - 1);
             const __mmask16 m1 = left >= 32 ? 0xFFFF : left <= 16 ? 0 : (__mmask16)((1u << (left - 16)) - 1);
+            __m512i words;
             if (c->layout & HYDRA_BF16_INPUT) {
                 const uint16_t *row = (const uint16_t *)c->in + (m + r) * K;
                 const __mmask32 mask = left >= 32 ? 0xFFFFFFFFu : (__mmask32)((1u << left) - 1);
-                _mm512_store_si512(words, _mm512_maskz_loadu_epi16(mask, row + k));
+                words = _mm512_maskz_loadu_epi16(mask, row + k);
             } else {
                 const float *row = (const float *)c->in + (m + r) * K;
                 /* cvtne2ps puts its second operand in the low half. */
-                __m512bh h = _mm512_cvtne2ps_pbh(_mm512_maskz_loadu_ps(m1, row + k + 16), _mm512_maskz_loadu_ps(m0, row + k));
-                _mm512_store_si512(words, (__m512i)h);
+                words = (__m512i)_mm512_cvtne2ps_pbh(_mm512_maskz_loadu_ps(m1, row + k + 16), _mm512_maskz_loadu_ps(m0, row + k));
             }
-            const size_t pairs = left >= 32 ? 16 : (left + 1) / 2;
-            for (size_t j = 0; j < pairs; j++) panel[(k / 2 + j) * MR + r] = words[j];
+            _mm512_store_si512(dst + k / 2, words);
         }
+        out[r] = dst;
     }
+    for (size_t r = rows; r < MR; r++) out[r] = out[0];
 }
 
 /* MR x NR outputs: 16 accumulators, two weight vectors and one broadcast per row and k pair. */
 BF16_TARGET
-static void micro(const gemm_ctx *c, const uint32_t *panel, size_t nb, size_t m, size_t rows) {
+static void micro(const gemm_ctx *c, const uint32_t *const a_rows[MR], size_t nb, size_t m, size_t rows) {
     const size_t K2 = even(c->K) / 2, N = c->N, n0 = nb * NR;
     const uint16_t *w = c->w + nb * K2 * NR * 2;
     const size_t cols = N - n0 < NR ? N - n0 : NR;
@@ -131,9 +136,8 @@ static void micro(const gemm_ctx *c, const uint32_t *panel, size_t nb, size_t m,
         for (size_t k2 = 0; k2 < K2; k2++) {
             const __m512bh b0 = (__m512bh)_mm512_loadu_si512(w + k2 * NR * 2);
             const __m512bh b1 = (__m512bh)_mm512_loadu_si512(w + k2 * NR * 2 + 32);
-            const uint32_t *p = panel + k2 * MR;
             for (int r = 0; r < MR; r++) {
-                const __m512bh a = (__m512bh)_mm512_set1_epi32((int)p[r]);
+                const __m512bh a = (__m512bh)_mm512_set1_epi32((int)a_rows[r][k2]);
                 acc[r][0] = _mm512_dpbf16_ps(acc[r][0], a, b0);
                 acc[r][1] = _mm512_dpbf16_ps(acc[r][1], a, b1);
             }
@@ -142,8 +146,7 @@ static void micro(const gemm_ctx *c, const uint32_t *panel, size_t nb, size_t m,
         /* A last block of 16 outputs or fewer: the second half would be padding. */
         for (size_t k2 = 0; k2 < K2; k2++) {
             const __m512bh b0 = (__m512bh)_mm512_loadu_si512(w + k2 * NR * 2);
-            const uint32_t *p = panel + k2 * MR;
-            for (int r = 0; r < MR; r++) acc[r][0] = _mm512_dpbf16_ps(acc[r][0], (__m512bh)_mm512_set1_epi32((int)p[r]), b0);
+            for (int r = 0; r < MR; r++) acc[r][0] = _mm512_dpbf16_ps(acc[r][0], (__m512bh)_mm512_set1_epi32((int)a_rows[r][k2]), b0);
         }
     }
     const __mmask16 m0 = cols >= 16 ? 0xFFFF : (__mmask16)((1u << cols) - 1);
@@ -164,11 +167,12 @@ static void micro(const gemm_ctx *c, const uint32_t *panel, size_t nb, size_t m,
 BF16_TARGET
 static void gemm_rows(void *vctx, size_t m0, size_t count) {
     const gemm_ctx *c = (const gemm_ctx *)vctx;
-    uint32_t panel[KMAX / 2 * MR] __attribute__((aligned(64)));
+    uint32_t panel[PANEL_STRIDE * MR] __attribute__((aligned(64)));
+    const uint32_t *a_rows[MR];
     for (size_t m = m0; m < m0 + count; m += MR) {
         const size_t rows = m0 + count - m < MR ? m0 + count - m : MR;
-        pack_panel(c, m, rows, panel);
-        for (size_t nb = 0; nb < blocks(c->N); nb++) micro(c, panel, nb, m, rows);
+        row_words(c, m, rows, panel, a_rows);
+        for (size_t nb = 0; nb < blocks(c->N); nb++) micro(c, a_rows, nb, m, rows);
     }
 }
 

@@ -19,8 +19,8 @@
 
    Weights are packed once per model: blocks of NR = 32 outputs, in each block k in fours:
    [N/32][K/4][32][4] int8, zero-padded in k and n, so padding contributes nothing whatever the
-   input's zero point. As in gemm_bf16.c, each task quantizes a panel of MR rows once per layer and
-   runs every block of outputs over it. */
+   input's zero point. As in gemm_bf16.c, each task quantizes a panel of MR rows once per layer (or
+   reads u8 rows where they lie) and runs every block of outputs over it. */
 
 enum { MR = 8, NR = 32, KMAX = 4096, ROWS_PER_TASK = 64 };
 
@@ -124,30 +124,32 @@ static inline __m128i quantize16(const gemm_ctx *c, size_t row, size_t k, __m512
     return _mm512_cvtepi32_epi8(_mm512_cvtps_epi32(q));
 }
 
-/* MR rows quantized: panel[k4][r] = bytes k .. k + 3 of row r as one word, broadcast by the microkernel. */
+/* The MR rows of A the microkernel reads, as words of four u8 (row r's word k4 holds q[r][4 k4 ..
+   4 k4 + 3]): a u8 input with K a multiple of 4 is read where it lies; otherwise the rows are
+   quantized into `panel` (row-major, PANEL_STRIDE words a row; past K the weights are zero, so the
+   bytes there do not matter). Rows past M repeat row 0; their results are never stored. */
+enum { PANEL_STRIDE = KMAX / 4 };
+
 INT8_TARGET
-static void pack_panel(const gemm_ctx *c, size_t m, size_t rows, uint32_t *panel) {
-    const size_t K4 = quad(c->K) / 4;
+static void row_words(const gemm_ctx *c, size_t m, size_t rows, uint32_t *panel, const uint32_t *out[MR]) {
     const __m512 inv = _mm512_set1_ps(1.0f / c->scale), zero = _mm512_set1_ps((float)c->zero);
-    uint32_t words[4] __attribute__((aligned(16)));
-    for (size_t r = 0; r < MR; r++) {
-        if (r >= rows) {
-            for (size_t k4 = 0; k4 < K4; k4++) panel[k4 * MR + r] = 0;
+    for (size_t r = 0; r < rows; r++) {
+        if ((c->layout & HYDRA_U8_INPUT) && c->K % 4 == 0) {
+            out[r] = (const uint32_t *)((const uint8_t *)c->in + (m + r) * c->K);
             continue;
         }
-        for (size_t k = 0; k < c->K; k += 16) {
-            _mm_store_si128((__m128i *)words, quantize16(c, m + r, k, inv, zero));
-            const size_t quads = c->K - k >= 16 ? 4 : (c->K - k + 3) / 4;
-            for (size_t j = 0; j < quads; j++) panel[(k / 4 + j) * MR + r] = words[j];
-        }
+        uint32_t *dst = panel + r * PANEL_STRIDE;
+        for (size_t k = 0; k < c->K; k += 16) _mm_store_si128((__m128i *)(dst + k / 4), quantize16(c, m + r, k, inv, zero));
+        out[r] = dst;
     }
+    for (size_t r = rows; r < MR; r++) out[r] = out[0];
 }
 
 /* MR x NR outputs: 16 accumulators, two weight vectors and one broadcast per row and k quad. The
    sums start at -zero * colsum (the same integers as subtracting it after), so the epilogue is a
    conversion, one FMA, the clamp and the store. */
 INT8_TARGET
-static void micro(const gemm_ctx *c, const uint32_t *panel, size_t nb, size_t m, size_t rows) {
+static void micro(const gemm_ctx *c, const uint32_t *const a_rows[MR], size_t nb, size_t m, size_t rows) {
     const size_t K4 = quad(c->K) / 4, n0 = nb * NR, N = c->N;
     const int8_t *w = c->w + nb * K4 * NR * 4;
     const size_t cols = N - n0 < NR ? N - n0 : NR;
@@ -165,9 +167,8 @@ static void micro(const gemm_ctx *c, const uint32_t *panel, size_t nb, size_t m,
         for (size_t k4 = 0; k4 < K4; k4++) {
             const __m512i b0 = _mm512_loadu_si512(w + k4 * NR * 4);
             const __m512i b1 = _mm512_loadu_si512(w + k4 * NR * 4 + 64);
-            const uint32_t *p = panel + k4 * MR;
             for (int r = 0; r < MR; r++) {
-                const __m512i a = _mm512_set1_epi32((int)p[r]);
+                const __m512i a = _mm512_set1_epi32((int)a_rows[r][k4]);
                 acc[r][0] = _mm512_dpbusd_epi32(acc[r][0], a, b0);
                 acc[r][1] = _mm512_dpbusd_epi32(acc[r][1], a, b1);
             }
@@ -175,8 +176,7 @@ static void micro(const gemm_ctx *c, const uint32_t *panel, size_t nb, size_t m,
     } else {
         for (size_t k4 = 0; k4 < K4; k4++) {
             const __m512i b0 = _mm512_loadu_si512(w + k4 * NR * 4);
-            const uint32_t *p = panel + k4 * MR;
-            for (int r = 0; r < MR; r++) acc[r][0] = _mm512_dpbusd_epi32(acc[r][0], _mm512_set1_epi32((int)p[r]), b0);
+            for (int r = 0; r < MR; r++) acc[r][0] = _mm512_dpbusd_epi32(acc[r][0], _mm512_set1_epi32((int)a_rows[r][k4]), b0);
         }
     }
     const __m512 scale = _mm512_set1_ps(c->scale);
@@ -203,11 +203,12 @@ static void micro(const gemm_ctx *c, const uint32_t *panel, size_t nb, size_t m,
 INT8_TARGET
 static void gemm_rows(void *vctx, size_t m0, size_t count) {
     const gemm_ctx *c = (const gemm_ctx *)vctx;
-    uint32_t panel[KMAX / 4 * MR] __attribute__((aligned(64)));
+    uint32_t panel[PANEL_STRIDE * MR] __attribute__((aligned(64)));
+    const uint32_t *a_rows[MR];
     for (size_t m = m0; m < m0 + count; m += MR) {
         const size_t rows = m0 + count - m < MR ? m0 + count - m : MR;
-        pack_panel(c, m, rows, panel);
-        for (size_t nb = 0; nb < blocks(c->N); nb++) micro(c, panel, nb, m, rows);
+        row_words(c, m, rows, panel, a_rows);
+        for (size_t nb = 0; nb < blocks(c->N); nb++) micro(c, a_rows, nb, m, rows);
     }
 }
 
