@@ -76,8 +76,13 @@ static inline __attribute__((always_inline)) void form_x(const chain_ctx *k, siz
     const hydra_crp_chain_args *a = k->a;
     const size_t esize = a->input_bf16 ? 2 : 4;
     const v16 lo = (v16){0} + a->lo, hi = (v16){0} + a->hi;
+    /* Each pixel's 16 channels lie a whole pixel (c values) from the last: the loads miss and stall
+       the wavefront. The rows the next step forms (two below) are fetched meanwhile. */
+    const size_t ahead = y + 2 < k->h ? 2 * k->w * k->c : 0;
     for (size_t x = 0; x < k->w; x++) {
         const size_t o = (y * k->w + x) * k->c + c0;
+        __builtin_prefetch((const char *)a->input + (o + ahead) * esize);
+        if (a->addend) __builtin_prefetch(a->addend + o + ahead);
         v16 v;
         load16((const char *)a->input + o * esize, a->input_bf16, &v);
         if (a->addend) {

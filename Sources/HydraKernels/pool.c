@@ -33,30 +33,30 @@ static inline size_t element_bytes(int format) { return format == HYDRA_U8 ? 1 :
 
 /* The vertical maxima of both output rows at pixel x: rows 1-4 are shared, row 0 is the top's
    alone and row 5 the bottom's. LOAD(dst, r, x) loads input row r at pixel x. */
-#define VPAIR(VT, LOAD, x, top, bottom)                                                             \
+#define VPAIR(VT, MAX, LOAD, x, top, bottom)                                                             \
     do {                                                                                            \
         VT r0_, r1_, r2_, r3_, r4_, r5_;                                                            \
         LOAD(r0_, 0, x); LOAD(r1_, 1, x); LOAD(r2_, 2, x); LOAD(r3_, 3, x); LOAD(r4_, 4, x); LOAD(r5_, 5, x); \
-        const VT s_ = VMAX(VMAX(r1_, r2_), VMAX(r3_, r4_));                                         \
-        (top) = VMAX(s_, r0_);                                                                      \
-        (bottom) = VMAX(s_, r5_);                                                                   \
+        const VT s_ = MAX(MAX(r1_, r2_), MAX(r3_, r4_));                                            \
+        (top) = MAX(s_, r0_);                                                                       \
+        (bottom) = MAX(s_, r5_);                                                                    \
     } while (0)
 
 /* Output rows y and y + 1 (when `two`) of one block of lanes, VT vectors; STORE(r, x, value) writes
    output row y + r at pixel x. A window of five vertical maxima slides along the row. */
-#define POOL_PAIR(VT, LOAD, STORE)                                                                  \
+#define POOL_PAIR(VT, MAX, LOAD, STORE)                                                                  \
     do {                                                                                            \
         VT t[5], b[5];                                                                              \
         for (size_t i = 0; i < 5; i++) {                                                            \
             const size_t x_ = i < 2 ? 0 : (i - 2 < w ? i - 2 : w - 1);                              \
-            VPAIR(VT, LOAD, x_, t[i], b[i]);                                                        \
+            VPAIR(VT, MAX, LOAD, x_, t[i], b[i]);                                                        \
         }                                                                                           \
         for (size_t x = 0; x < w; x++) {                                                            \
-            STORE(0, x, VMAX(VMAX(VMAX(t[0], t[1]), VMAX(t[2], t[3])), t[4]));                      \
-            if (two) STORE(1, x, VMAX(VMAX(VMAX(b[0], b[1]), VMAX(b[2], b[3])), b[4]));             \
+            STORE(0, x, MAX(MAX(MAX(t[0], t[1]), MAX(t[2], t[3])), t[4]));                          \
+            if (two) STORE(1, x, MAX(MAX(MAX(b[0], b[1]), MAX(b[2], b[3])), b[4]));                 \
             for (int i = 0; i < 4; i++) { t[i] = t[i + 1]; b[i] = b[i + 1]; }                       \
             const size_t xn_ = x + 3 < w ? x + 3 : w - 1;                                           \
-            VPAIR(VT, LOAD, xn_, t[4], b[4]);                                                       \
+            VPAIR(VT, MAX, LOAD, xn_, t[4], b[4]);                                                       \
         }                                                                                           \
     } while (0)
 
@@ -72,8 +72,9 @@ static void pool_pair(void *vctx, size_t pair) {
     if (p->in_format == HYDRA_U8) {
 #define LOADB(dst, r, x) memcpy(&(dst), rows[r] + (x) * c + c0, sizeof(dst))
 #define STOREB(r, x, v) do { const __typeof__(v) v_ = (v); memcpy(out + (r) * w * c + (x) * c + c0, &v_, sizeof v_); } while (0)
-        for (; c0 + 64 <= c; c0 += 64) POOL_PAIR(u8x64, LOADB, STOREB);
-        for (; c0 < c; c0 += 16) POOL_PAIR(u8x16, LOADB, STOREB);
+#define UMAX(a, b) __builtin_elementwise_max((a), (b))
+        for (; c0 + 64 <= c; c0 += 64) POOL_PAIR(u8x64, UMAX, LOADB, STOREB);
+        for (; c0 < c; c0 += 16) POOL_PAIR(u8x16, UMAX, LOADB, STOREB);
         return;
     }
     const int in_bf16 = p->in_format == HYDRA_BF16;
@@ -85,7 +86,7 @@ static void pool_pair(void *vctx, size_t pair) {
         if (p->out_format == HYDRA_U8) store16_u8((uint8_t *)d_, &v_, p->scale, p->zero);           \
         else store16(d_, &v_, p->out_format == HYDRA_BF16);                                         \
     } while (0)
-    for (; c0 < c; c0 += 16) POOL_PAIR(v16, LOADF, STOREF);
+    for (; c0 < c; c0 += 16) POOL_PAIR(v16, VMAX, LOADF, STOREF);
 }
 
 int hydra_maxpool5_typed(const void *in, int in_format, void *out, int out_format, float scale, int32_t zero,
