@@ -37,7 +37,7 @@ let package = Package(
                 resources: [.copy("Resources")]),
         .target(name: "HydraOutputs", dependencies: ["HydraEngine", "HydraImage", "HydraKernels", "CXNNPACK"]),
         .target(name: "HydraServer", dependencies: [
-            "CLibUV", "CHTTPParser", "HydraImage", "HydraEngine", "HydraOutputs", "HydraWeights",
+            "CLibUV", "CHTTPParser", "HydraImage", "HydraEngine", "HydraKernels", "HydraOutputs", "HydraWeights",
             // For its system zlib module (CZlib): ContentCoding inflates and compresses bodies with it.
             .product(name: "ZIPFoundation", package: "ZIPFoundation"),
             .product(name: "MultipartKit", package: "multipart-kit"),

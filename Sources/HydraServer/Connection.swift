@@ -27,6 +27,8 @@ final class Connection {
 
     private var job: Job?
     private var draining = false
+    /// The client's address, for logs.
+    private let peer: String
 
     var busy: Bool { state == .busy || state == .writing }
 
@@ -35,6 +37,7 @@ final class Connection {
         self.tcp = tcp
         self.server = server
         self.refusal = refusal
+        peer = UV.peerName(tcp)
         timer = UV.allocate(uv_timer_t.self)
         uv_timer_init(server.loop, timer)
         reader = RequestReader(maxHeaderBytes: server.config.maxHeaderBytes, maxBodyBytes: server.config.maxBodyBytes)
@@ -93,7 +96,7 @@ final class Connection {
             return
         }
         guard n > 0 else { return }
-        server.metrics.bytesIn.increment(by: n)
+        server.metrics.bytesIn.increment(by: Int64(n))
         if state == .lingering {
             lingerBytes += n
             if lingerBytes > Connection.lingerLimit { close() }
@@ -156,8 +159,13 @@ final class Connection {
         let keepAlive = request.keepAlive && !r.close && !draining && !server.draining
         var extra: [(String, String)] = []
         if !r.headers.contains(where: { $0.0.lowercased() == "x-request-id" }) { extra.append(("X-Request-Id", requestID)) }
+        // Two traceparent headers are as invalid as a malformed one: a new trace.
+        let parents = request.headers("traceparent")
+        let trace = TraceContext(traceparent: parents.count == 1 ? parents[0] : nil, tracestate: request.headers("tracestate").joined(separator: ","))
+        extra += trace.headers
         let head = r.head(keepAlive: keepAlive, extra: extra)
-        server.handler?.responded(request, r, requestID: requestID, seconds: MonotonicClock.now() - requestStart, bytesIn: reader.bodyBytes)
+        server.handler?.responded(RequestRecord(request: request, response: r, requestID: requestID, trace: trace, client: peer,
+                                                seconds: MonotonicClock.now() - requestStart, bytesIn: reader.bodyBytes))
         state = .writing
         armTimer(server.config.writeTimeout)
         let body = request.method == "HEAD" ? [] : r.body
@@ -182,9 +190,9 @@ final class Connection {
     /// Answers a request that cannot be served and closes: the rest of its bytes are not read.
     private func fail(_ problem: Problem) {
         switch problem.status {
-        case 408: server.metrics.rejection("timeout")
-        case 413: server.metrics.rejection("too_large")
-        case 431: server.metrics.rejection("headers")
+        case 408: server.metrics.rejection(connection: "timeout")
+        case 413: server.metrics.rejection(connection: "too_large")
+        case 431: server.metrics.rejection(connection: "headers")
         default: break
         }
         request.keepAlive = false
@@ -217,7 +225,7 @@ final class Connection {
         let w = WriteRequest(parts: parts.filter { !$0.isEmpty }, connection: self, then: then)
         let total = w.parts.reduce(0) { $0 + $1.count }
         w.lease.grow(to: total, force: true)
-        server.metrics.bytesOut.increment(by: total)
+        server.metrics.bytesOut.increment(by: Int64(total))
         w.req.pointee.data = Unmanaged.passRetained(w).toOpaque()
         // The byte arrays live in `w` until the write callback, so their storage outlives the write.
         var bufs = w.parts.indices.map { i in

@@ -83,6 +83,9 @@ public struct HTTPResponse: Sendable {
     public var body: [UInt8] = []
     /// Close the connection after this response.
     public var close = false
+    /// Fields the request's log line carries (a problem's title and detail, why it was refused,
+    /// the outputs served); never sent.
+    public var logFields: [String: String] = [:]
 
     public init(status: Int, headers: [(String, String)] = [], body: [UInt8] = []) {
         self.status = status
@@ -142,18 +145,29 @@ public struct Problem: Error, Sendable {
     public var status: Int
     public var detail: String
     public var headers: [(String, String)] = []
+    /// A short word for metrics and logs saying why (queue_full, deadline, ...), where one applies.
+    public var reason: String?
 
-    public init(_ status: Int, _ detail: String, headers: [(String, String)] = []) {
+    public init(_ status: Int, _ detail: String, headers: [(String, String)] = [], reason: String? = nil) {
         self.status = status
         self.detail = detail
         self.headers = headers
+        self.reason = reason
     }
 
     /// The open inference protocol's error shape, which Triton's and KServe's clients decode.
     public func inferenceError() -> HTTPResponse {
         var r = HTTPResponse.json(status, ["error": detail])
         r.headers += headers
+        r.logFields = logFields
         return r
+    }
+
+    /// What the log line of a request answered with this problem says about it.
+    var logFields: [String: String] {
+        var f = ["problem_title": HTTPResponse.reason(status), "problem_detail": String(detail.prefix(300))]
+        if let reason { f["reason"] = reason }
+        return f
     }
 
     public func response(instance: String? = nil, requestID: String? = nil) -> HTTPResponse {
@@ -162,6 +176,7 @@ public struct Problem: Error, Sendable {
         if let requestID { obj["request_id"] = requestID }
         var r = HTTPResponse.json(status, obj)
         r.headers = [("Content-Type", "application/problem+json")] + headers
+        r.logFields = logFields
         return r
     }
 }

@@ -14,11 +14,26 @@ protocol RequestHandler: AnyObject {
     /// Called on the loop when a worker hands a job back (whether or not its client is still there).
     func completed(_ job: Job)
     /// Called once per response written, for metrics and logs.
-    func responded(_ request: HTTPRequest, _ response: HTTPResponse, requestID: String, seconds: Double, bytesIn: Int)
+    func responded(_ record: RequestRecord)
+    /// SIGHUP: read the models again.
+    func reload()
     /// True when no queued or running work remains (drain may finish).
     var idle: Bool { get }
     /// How a refusal from `admit` or the reader is worded for this request (each protocol has its shape).
     func problemResponse(_ problem: Problem, for request: HTTPRequest, requestID: String) -> HTTPResponse
+}
+
+/// One answered request, as its log line and metrics see it.
+struct RequestRecord {
+    let request: HTTPRequest
+    let response: HTTPResponse
+    let requestID: String
+    let trace: TraceContext
+    /// The peer, "address:port".
+    let client: String
+    /// From the request's first byte to the answer.
+    let seconds: Double
+    let bytesIn: Int
 }
 
 enum HandlerResult {
@@ -154,7 +169,7 @@ final class HTTPServer {
     private func signalled(_ signum: Int32) {
         if signum == SIGHUP {
             // Its default action would end the process with requests in flight.
-            logger.notice("SIGHUP received and ignored: models are reloaded only by a restart", metadata: ["signal": "\(signum)"])
+            if !draining { handler?.reload() }
             return
         }
         beginDrain(signal: signum)
@@ -176,7 +191,7 @@ final class HTTPServer {
         uv_tcp_nodelay(tcp, 1)
         var refusal: Problem?
         if servedConnections >= config.maxConnections || draining {
-            metrics.rejection("connections")
+            metrics.rejection(connection: "connections")
             guard lingeringRefusals < Self.maxLingeringRefusals else {
                 // A flood of refusals must not hold descriptors either: close without an answer.
                 UV.close(tcp)
@@ -190,14 +205,14 @@ final class HTTPServer {
         let c = Connection(id: id, tcp: tcp, server: self, refusal: refusal)
         connections[id] = c
         if c.refused { lingeringRefusals += 1 } else { servedConnections += 1 }
-        metrics.connections.set(servedConnections)
+        metrics.connections.set(Int64(servedConnections))
         c.start()
     }
 
     func removed(_ c: Connection) {
         connections[c.id] = nil
         if c.refused { lingeringRefusals -= 1 } else { servedConnections -= 1 }
-        metrics.connections.set(servedConnections)
+        metrics.connections.set(Int64(servedConnections))
         checkDrained()
     }
 

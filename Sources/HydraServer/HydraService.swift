@@ -21,13 +21,28 @@ public final class HydraService: RequestHandler {
         }
     }
 
+    /// A model the operator's folder or list names (`catalog`).
+    public struct ModelSpec: Sendable {
+        public var name: String
+        public var source: ModelSource
+        public var precision: Precision
+        public init(name: String, source: ModelSource, precision: Precision) {
+            self.name = name
+            self.source = source
+            self.precision = precision
+        }
+    }
+
+    /// What SIGHUP reads again: the model folder or list as it is now. Nil: SIGHUP is logged and ignored.
+    public var catalog: (() throws -> [ModelSpec])?
+
     /// The server's version, as `hydra --version` and `GET /v2` report it.
     public static let version = "0.1.0"
 
     let config: ServerConfiguration
     let server: HTTPServer
     let logger: Logger
-    let metrics = ServerMetrics()
+    let metrics: ServerMetrics
     private var repository: ModelRepository!
     private var modelOrder: [String] { repository.order }
     private var inFlight = 0
@@ -55,17 +70,15 @@ public final class HydraService: RequestHandler {
         }
         self.config = config
         self.logger = logger
+        let metrics = ServerMetrics(precision: config.precision)
+        self.metrics = metrics
         server = HTTPServer(config: config, metrics: metrics, logger: logger)
         server.handler = self
         let makePool = { [server, metrics, config] (name: String, model: Model, limits: WorkerLimits, precision: Precision) throws
             -> WorkerPool in
             try WorkerPool(name: name, model: model, workers: config.workers, threadsPerWorker: config.threadsPerWorker,
                            capacity: config.queueSize, limits: limits, precision: precision) { job in
-                if job.outcome == "ok" {
-                    metrics.queueWait.recordSeconds(job.queueWaitSeconds)
-                    metrics.inference.recordSeconds(job.inferenceSeconds)
-                    metrics.encode.recordSeconds(job.encodeSeconds)
-                }
+                metrics.record(job, model: name)
                 server.complete(job)
             }
         }
@@ -75,6 +88,14 @@ public final class HydraService: RequestHandler {
             loaded.append((m.name, m.source, share, try makePool(m.name, m.model, share, m.precision)))
         }
         repository = ModelRepository(loaded, makePool: makePool, complete: { [server] in server.complete($0) })
+        for m in loaded { announce(m.name) }
+    }
+
+    /// The model's metrics series and `hydra_model_info`, for what is served under `name` now.
+    private func announce(_ name: String) {
+        guard let entry = repository[name], let pool = entry.pool else { return metrics.withdrawn(model: name) }
+        metrics.served(model: name, version: ModelRepository.version, precision: pool.precision.rawValue,
+                       source: entry.source?.description ?? "memory", workers: pool.workers)
     }
 
     /// Binds, serves until SIGTERM/SIGINT has drained the work, and returns the exit status.
@@ -82,8 +103,8 @@ public final class HydraService: RequestHandler {
         try server.listen()
         logger.info("ready", metadata: [
             "address": "\(config.host):\(server.boundPort)", "models": "\(modelOrder.joined(separator: ","))",
-            "workers": "\(config.workers)", "threads_per_worker": "\(config.threadsPerWorker)", "queue_size": "\(config.queueSize)",
-            "startup_ms": "\(Int((MonotonicClock.now() - started) * 1000))",
+            "workers": .stringConvertible(config.workers), "threads_per_worker": .stringConvertible(config.threadsPerWorker),
+            "queue_size": .stringConvertible(config.queueSize), "startup_ms": .stringConvertible(Int((MonotonicClock.now() - started) * 1000)),
         ])
         let status = server.run()
         for p in repository.pools { p.stop() }
@@ -100,7 +121,8 @@ public final class HydraService: RequestHandler {
         /// The model repository extension.
         case repositoryIndex, repositoryLoad(String), repositoryUnload(String)
         case asset(String)
-        case predict(String)
+        /// `named`: /v1/models/{name}/predict rather than /v1/predict (the default model).
+        case predict(String, named: Bool)
 
         /// Label for metrics (no unbounded values).
         var label: String {
@@ -120,7 +142,7 @@ public final class HydraService: RequestHandler {
             case .metrics: return "/metrics"
             case .index: return "/"
             case .asset: return "/static"
-            case .predict: return "/v1/predict"
+            case let .predict(_, named): return named ? "/v1/models/{name}/predict" : "/v1/predict"
             }
         }
 
@@ -144,8 +166,8 @@ public final class HydraService: RequestHandler {
         case ["static", "app.js"]: return .asset("app.js")
         case ["static", "app.css"]: return .asset("app.css")
         case ["v1", "models"]: return .models
-        case ["v1", "predict"]: return .predict(modelOrder[0])
-        case let p where p.count == 4 && p[0] == "v1" && p[1] == "models" && p[3] == "predict": return .predict(p[2])
+        case ["v1", "predict"]: return .predict(modelOrder[0], named: false)
+        case let p where p.count == 4 && p[0] == "v1" && p[1] == "models" && p[3] == "predict": return .predict(p[2], named: true)
         case ["v2"]: return .v2Server
         case ["v2", "health", "live"]: return .v2Live
         case ["v2", "health", "ready"]: return .v2Ready
@@ -188,9 +210,14 @@ public final class HydraService: RequestHandler {
     }
 
     private func overloaded(_ pool: WorkerPool) -> Problem {
-        metrics.rejection("queue_full")
+        metrics.rejection(model: pool.modelName, "queue_full")
         return Problem(503, "model \(pool.modelName) is at capacity (\(pool.capacity) queued, \(pool.workers) busy); retry later",
-                       headers: [("Retry-After", "\(config.retryAfter)")])
+                       headers: [("Retry-After", "\(config.retryAfter)")], reason: "queue_full")
+    }
+
+    private func shuttingDown(_ pool: WorkerPool) -> Problem {
+        metrics.rejection(model: pool.modelName, "draining")
+        return Problem(503, "the server is shutting down", headers: [("Retry-After", "\(config.retryAfter)")], reason: "draining")
     }
 
     static let imageTypes: Set<String> = ["image/png", "image/jpeg", "image/jpg", "multipart/form-data"]
@@ -212,12 +239,10 @@ public final class HydraService: RequestHandler {
             return nil
         default: break
         }
-        guard case let .predict(name) = route else { return nil }
+        guard case let .predict(name, _) = route else { return nil }
         do {
             let pool = try pool(name)
-            if server.draining {
-                return Problem(503, "the server is shutting down", headers: [("Retry-After", "\(config.retryAfter)")])
-            }
+            if server.draining { return shuttingDown(pool) }
             if !chunked && contentLength == nil { return Problem(411, "a predict request needs Content-Length or chunked encoding") }
             if let n = contentLength, n > UInt64(config.maxBodyBytes) {
                 return Problem(413, "request body of \(n) bytes exceeds the limit of \(config.maxBodyBytes) bytes")
@@ -244,9 +269,7 @@ public final class HydraService: RequestHandler {
     private func admitInference(_ head: HTTPRequest, model: String, version: String?, contentLength: UInt64?, chunked: Bool) -> Problem? {
         do {
             let pool = try pool(model, version: version)
-            if server.draining {
-                return Problem(503, "the server is shutting down", headers: [("Retry-After", "\(config.retryAfter)")])
-            }
+            if server.draining { return shuttingDown(pool) }
             if !chunked && contentLength == nil { return Problem(411, "an infer request needs Content-Length or chunked encoding") }
             if let n = contentLength, n > UInt64(config.maxBodyBytes) {
                 return Problem(413, "request body of \(n) bytes exceeds the limit of \(config.maxBodyBytes) bytes")
@@ -342,6 +365,7 @@ public final class HydraService: RequestHandler {
                 }
                 if server.draining { throw Problem(503, "the server is shutting down", headers: [("Retry-After", "\(config.retryAfter)")]) }
                 let job = controlJob(connectionID: connectionID, requestID: requestID)
+                job.modelName = name
                 try repository.load(name, job: job)
                 logger.info("loading model", metadata: ["model": "\(name)", "request_id": "\(requestID)"])
                 inFlight += 1
@@ -353,6 +377,7 @@ public final class HydraService: RequestHandler {
                     throw Problem(400, "unknown unload parameter '\(key.prefix(40))'")
                 }
                 let job = controlJob(connectionID: connectionID, requestID: requestID)
+                job.modelName = name
                 guard try repository.unload(name, job: job) else { return .respond(.json(200, [String: Any]())) }
                 logger.info("unloading model", metadata: ["model": "\(name)", "request_id": "\(requestID)"])
                 inFlight += 1
@@ -364,8 +389,8 @@ public final class HydraService: RequestHandler {
                 return .respond(.json(200, ["models": repository.pools.map(describe)]))
             case .metrics:
                 refreshGauges()
-                metrics.connectionMemory.set(server.connectionMemory.inUse)
-                metrics.connectionMemoryLimit.set(server.connectionMemory.limit)
+                metrics.connectionMemory.set(Int64(server.connectionMemory.inUse))
+                metrics.connectionMemoryLimit.set(Int64(server.connectionMemory.limit))
                 return .respond(HTTPResponse(status: 200, headers: [("Content-Type", "text/plain; version=0.0.4; charset=utf-8")],
                                              body: metrics.exposition()))
             case .index:
@@ -375,23 +400,25 @@ public final class HydraService: RequestHandler {
                                                  : Self.page(WebPage.css, type: "text/css; charset=utf-8"))
             case let .v2Infer(name, version):
                 let pool = try pool(name, version: version)
-                if server.draining { throw Problem(503, "the server is shutting down", headers: [("Retry-After", "\(config.retryAfter)")]) }
+                if server.draining { throw shuttingDown(pool) }
                 let params = try PredictParameters(query: [], model: pool.model, defaultTimeoutMs: config.defaultTimeoutMs)
                 // The JSON is read by the worker: a large one must not hold the loop.
                 let job = Job(connectionID: connectionID, requestID: requestID, body: r.body, contentType: "", accept: nil,
                               parameters: params, kind: .infer(headerLength: try inferenceHeaderLength(r)))
+                job.modelName = name
                 try takeCoding(of: r, into: job)
                 job.responseCoding = ContentCoding.preferred(acceptEncoding: r.header("Accept-Encoding"))
                 guard pool.submit(job) else { throw overloaded(pool) }
                 inFlight += 1
                 refreshGauges()
                 return .pending(job)
-            case let .predict(name):
+            case let .predict(name, _):
                 let pool = try pool(name)
-                if server.draining { throw Problem(503, "the server is shutting down", headers: [("Retry-After", "\(config.retryAfter)")]) }
+                if server.draining { throw shuttingDown(pool) }
                 let params = try PredictParameters(query: r.queryParameters(), model: pool.model, defaultTimeoutMs: config.defaultTimeoutMs)
                 let job = Job(connectionID: connectionID, requestID: requestID, body: r.body,
                               contentType: r.header("Content-Type") ?? "", accept: r.header("Accept"), parameters: params)
+                job.modelName = name
                 try takeCoding(of: r, into: job)
                 guard pool.submit(job) else { throw overloaded(pool) }
                 inFlight += 1
@@ -416,40 +443,116 @@ public final class HydraService: RequestHandler {
             // A repository operation's change, made here on the loop before its answer goes out.
             job.commit = nil
             commit()
-            logger.info(job.response?.status == 200 ? "model repository changed" : "model repository operation failed", metadata: [
-                "request_id": "\(job.requestID)", "status": "\(job.response?.status ?? 0)",
+            guard !job.modelName.isEmpty else { return refreshGauges() } // a reload, which logs itself
+            announce(job.modelName)
+            let ok = job.response?.status == 200
+            logger.log(level: ok ? .info : .error, ok ? "model repository changed" : "model repository operation failed", metadata: [
+                "request_id": "\(job.requestID)", "model": "\(job.modelName)", "status": .stringConvertible(job.response?.status ?? 0),
                 "models": "\(repository.index(readyOnly: true).compactMap { $0["name"] as? String }.joined(separator: ","))",
             ])
         }
         refreshGauges()
         if job.outcome == "dropped" || job.outcome == "discarded" {
-            metrics.rejection("client_gone")
-            logger.info("client went away", metadata: ["request_id": "\(job.requestID)", "outcome": "\(job.outcome)"])
+            metrics.rejection(model: job.modelName, "client_gone")
+            logger.info("client went away", metadata: ["request_id": "\(job.requestID)", "model": "\(job.modelName)",
+                                                       "outcome": "\(job.outcome)"])
         }
-        if job.outcome == "deadline" { metrics.rejection("deadline") }
+        if job.outcome == "deadline" { metrics.rejection(model: job.modelName, "deadline") }
     }
 
-    func responded(_ r: HTTPRequest, _ response: HTTPResponse, requestID: String, seconds: Double, bytesIn: Int) {
+    /// SIGHUP: serve what the catalog says now. New and changed models get new pools before the
+    /// swap; requests in flight finish on the pools they are in; a failure keeps what was served.
+    func reload() {
+        guard let catalog else {
+            return logger.notice("SIGHUP received: these models were given in memory; there is nothing to read again")
+        }
+        guard !repository.reloading else { return logger.warning("SIGHUP received while a reload is running; ignored") }
+        let wanted: [ModelSpec]
+        do {
+            wanted = try catalog()
+            guard !wanted.isEmpty else { throw Problem(400, "the model folder holds no model") }
+        } catch {
+            metrics.reload(ok: false)
+            return logger.error("model reload failed; serving the models as they were", metadata: [
+                "error": "\((error as? Problem)?.detail ?? "\(error)")", "models": "\(modelOrder.joined(separator: ","))"])
+        }
+        logger.info("reloading models", metadata: ["signal": "SIGHUP", "wanted": "\(wanted.map(\.name).joined(separator: ","))"])
+        let job = controlJob(connectionID: 0, requestID: "reload")
+        inFlight += 1
+        let config = self.config
+        repository.reload(wanted.map { .init(name: $0.name, source: $0.source, precision: $0.precision) }, job: job, plan: { models in
+            guard let maxMemory = config.maxMemoryBytes else { return [:] }
+            let plan = try MemoryPlan.fitting(maxMemory: maxMemory, models: models, workersPerModel: config.workers,
+                                              maxBodyBytes: config.maxBodyBytes, maxPixels: config.maxPixels,
+                                              maxNetworkPixels: config.maxNetworkPixels, lowerMaxPixels: false)
+            return plan.models.mapValues(\.limits)
+        }, done: { [weak self] report, error in
+            guard let self else { return }
+            let ok = error == nil && report.failed.isEmpty
+            self.metrics.reload(ok: ok)
+            for name in report.added + report.replaced + report.resized + report.removed { self.announce(name) }
+            var fields: Logger.Metadata = [
+                "added": "\(report.added.joined(separator: ","))", "replaced": "\(report.replaced.joined(separator: ","))",
+                "removed": "\(report.removed.joined(separator: ","))", "unchanged": "\(report.unchanged.joined(separator: ","))",
+                "models": "\(self.modelOrder.joined(separator: ","))",
+            ]
+            if !report.resized.isEmpty { fields["resized"] = "\(report.resized.joined(separator: ","))" }
+            if let error {
+                fields["error"] = "\((error as? MemoryPlan.Refusal)?.description ?? "\(error)")"
+                return self.logger.error("model reload failed; serving the models as they were", metadata: fields)
+            }
+            if !report.failed.isEmpty {
+                fields["failed"] = .array(report.failed.map { .string("\($0.name): \($0.why)") })
+                return self.logger.error("model reload: some models failed to load and keep their old version", metadata: fields)
+            }
+            self.logger.info("models reloaded", metadata: fields)
+        })
+    }
+
+    /// The model a route is for, when it names one the repository knows ("" otherwise: a label
+    /// must not take any value a client puts in a URL).
+    private func model(of route: Route?) -> String {
+        let name: String
+        switch route {
+        case let .predict(n, _), let .v2Infer(n, _), let .v2Model(n, _), let .v2ModelReady(n, _), let .repositoryLoad(n),
+             let .repositoryUnload(n):
+            name = n
+        default: return ""
+        }
+        return repository[name] != nil ? name : ""
+    }
+
+    func responded(_ record: RequestRecord) {
+        let (r, response) = (record.request, record.response)
         let route = route(r)
         let label = route?.label ?? "other"
-        metrics.request(route: label, status: response.status)
-        switch route {
-        case .predict, .v2Infer: if response.status == 200 { metrics.total.recordSeconds(seconds) }
-        default: break
-        }
-        let level: Logger.Level = response.status >= 500 ? .error : (label == "/metrics" || label.contains("health") || label == "/readyz" ? .debug : .info)
-        logger.log(level: level, "request", metadata: [
-            "request_id": "\(requestID)", "method": "\(r.method)", "path": "\(r.path.prefix(200))", "status": "\(response.status)",
-            "duration_ms": "\(Int(seconds * 1000))", "bytes_in": "\(bytesIn)", "bytes_out": "\(response.body.count)",
-        ])
+        let model = model(of: route)
+        metrics.request(model: model, route: label, code: response.status, seconds: record.seconds)
+        let probe = ["/metrics", "/healthz", "/readyz", "/v2/health/live", "/v2/health/ready"].contains(label)
+        let level: Logger.Level = probe ? .debug
+            : response.status == 503 || response.status == 504 ? .warning : response.status >= 500 ? .error : .info
+        var fields: Logger.Metadata = [
+            "request_id": "\(record.requestID)", "trace_id": "\(record.trace.traceID)", "span_id": "\(record.trace.spanID)",
+            "method": "\(r.method)", "path": "\(r.path.prefix(200))", "route": "\(label)", "status": .stringConvertible(response.status),
+            "duration_ms": .stringConvertible((record.seconds * 1e6).rounded() / 1e3), "bytes_in": .stringConvertible(record.bytesIn),
+            "bytes_out": .stringConvertible(response.body.count), "client": "\(record.client)",
+        ]
+        if !model.isEmpty { fields["model"] = "\(model)" }
+        if let parent = record.trace.parentID { fields["parent_span_id"] = "\(parent)" }
+        for (k, v) in response.logFields { fields[k] = "\(v)" }
+        logger.log(level: level, "request", metadata: fields)
     }
 
     var idle: Bool { inFlight == 0 && repository.pools.allSatisfy { $0.queued == 0 && $0.busy == 0 } }
 
     private func refreshGauges() {
-        metrics.inFlight.set(inFlight)
-        metrics.queueDepth.set(repository.pools.reduce(0) { $0 + $1.queued })
-        metrics.busyWorkers.set(repository.pools.reduce(0) { $0 + $1.busy })
+        for pool in repository.pools {
+            let m = metrics.model(pool.modelName)
+            let (queued, busy) = (pool.queued, pool.busy)
+            m.queueDepth.set(Int64(queued))
+            m.busy.set(Int64(busy))
+            m.inFlight.set(Int64(queued + busy))
+        }
     }
 
     /// The page and its assets, with headers that keep it self-contained and unframed.

@@ -2,18 +2,22 @@ import Foundation
 import Logging
 
 /// One JSON object per line on standard error: time, level, message, label and metadata
-/// (request_id and the like), for log collectors. Lines are formatted by the caller (a few
-/// microseconds) and written by `LogWriter`'s thread, so a slow or stalled reader of stderr never
-/// blocks the event loop.
+/// (request_id and the like; numbers as JSON numbers), for log collectors. Lines are formatted by
+/// the caller (a few microseconds) and written by `LogWriter`'s thread, so a slow or stalled reader
+/// of stderr never blocks the event loop. `text`: the same fields as `time LEVEL message key=value`
+/// for a terminal. JSON is the default because the service runs under collectors (Kubernetes,
+/// podman), which parse it; a person at a terminal asks for text.
 public struct JSONLogHandler: LogHandler {
     public var metadata: Logger.Metadata = [:]
     public var logLevel: Logger.Level = .info
     let label: String
     let writer: LogWriter
+    let text: Bool
 
-    public init(label: String, writer: LogWriter = .standardError) {
+    public init(label: String, writer: LogWriter = .standardError, text: Bool = false) {
         self.label = label
         self.writer = writer
+        self.text = text
     }
 
     public subscript(metadataKey key: String) -> Logger.Metadata.Value? {
@@ -27,6 +31,15 @@ public struct JSONLogHandler: LogHandler {
             ("msg", .string(event.message.description)), ("logger", .string(label)),
         ]
         let merged = metadata.merging(event.metadata ?? [:], uniquingKeysWith: { $1 })
+        if text {
+            var line = "\(Self.timestamp()) \(event.level.rawValue.uppercased()) \(event.message)"
+            for key in merged.keys.sorted() {
+                var value = ""
+                Self.append(merged[key]!, to: &value)
+                line += " \(key)=\(value)"
+            }
+            return writer.write(line + "\n")
+        }
         for key in merged.keys.sorted() where !["ts", "level", "msg", "logger"].contains(key) { fields.append((key, merged[key]!)) }
         var line = "{"
         for (i, (k, v)) in fields.enumerated() {

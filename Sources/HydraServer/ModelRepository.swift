@@ -13,9 +13,11 @@ final class ModelRepository {
         let name: String
         /// Nil: the weights were handed over in memory and cannot be read again.
         let source: ModelSource?
-        /// Its share of the memory plan, kept across loads.
-        let limits: WorkerLimits
+        /// Its share of the memory plan, kept across loads (a reload may give it a new one).
+        fileprivate(set) var limits: WorkerLimits
         let precision: Precision
+        /// The file as it was when last read (`ModelSource.fingerprint`): a reload reads it again when it differs.
+        fileprivate(set) var fingerprint: String?
         /// The pool serving requests; nil while unloaded (or unloading).
         fileprivate(set) var pool: WorkerPool?
         fileprivate(set) var operation: Operation?
@@ -28,6 +30,7 @@ final class ModelRepository {
             self.limits = limits
             self.precision = pool.precision
             self.pool = pool
+            fingerprint = source?.fingerprint
         }
 
         /// As Triton's repository index names states.
@@ -38,9 +41,12 @@ final class ModelRepository {
         }
     }
 
-    /// Names in the order given at start; the first is the default model of /v1/predict.
-    let order: [String]
+    /// Names in the order given at start (models a reload adds come last); the first is the default
+    /// model of /v1/predict.
+    private(set) var order: [String]
     private var entries: [String: Entry] = [:]
+    /// A SIGHUP reload is running.
+    private(set) var reloading = false
     private let makePool: (String, Model, WorkerLimits, Precision) throws -> WorkerPool
     /// Hands a finished operation back to the loop (`HTTPServer.complete`).
     private let complete: (Job) -> Void
@@ -96,6 +102,7 @@ final class ModelRepository {
         entry.operation = .loading
         let (makePool, complete) = (self.makePool, self.complete)
         let thread = Thread {
+            let fingerprint = source.fingerprint
             let result = Result { try makePool(name, try source.load(), entry.limits, entry.precision) }
             job.commit = {
                 entry.operation = nil
@@ -103,6 +110,7 @@ final class ModelRepository {
                 case let .success(pool):
                     let old = entry.pool
                     entry.pool = pool
+                    entry.fingerprint = fingerprint
                     entry.reason = ""
                     old?.stop()
                     job.response = .json(200, [String: Any]())
@@ -148,6 +156,113 @@ final class ModelRepository {
         private var pool: WorkerPool?
         init(_ pool: WorkerPool) { self.pool = pool }
         func take() -> WorkerPool? { defer { pool = nil }; return pool }
+    }
+
+    /// A model the operator's folder or list names now (SIGHUP).
+    struct Wanted {
+        let name: String
+        let source: ModelSource
+        let precision: Precision
+    }
+
+    /// What a reload did, for its log line.
+    struct ReloadReport {
+        var added: [String] = [], replaced: [String] = [], removed: [String] = [], unchanged: [String] = []
+        /// Unchanged models given new pools because their share of the memory budget shrank.
+        var resized: [String] = []
+        var failed: [(name: String, why: String)] = []
+    }
+
+    /// Makes the repository what `wanted` says (SIGHUP). Off the loop: each new model and each whose
+    /// file changed is read and gets a new pool (replicas created, weights packed); `plan` then gives
+    /// the new limits of every model (the memory plan for the new set), and a model whose share
+    /// shrank gets a new pool too. On the loop (`job.commit`): new pools take new requests, replaced
+    /// ones finish what they hold and exit, removed ones drain and go. A model that fails to load
+    /// keeps its old pool; a plan that fails keeps everything. Models busy with a repository
+    /// operation are left alone.
+    func reload(_ wanted: [Wanted], job: Job, plan: @escaping ([(name: String, model: Model)]) throws -> [String: WorkerLimits],
+                done: @escaping (ReloadReport, Error?) -> Void) {
+        reloading = true
+        // Filled by the thread, then by the commit on the loop, one after the other.
+        final class Box: @unchecked Sendable { var report = ReloadReport() }
+        let box = Box()
+        let current = order.compactMap { entries[$0] }.filter { $0.operation == nil }
+        let busy = Set(order.filter { entries[$0]?.operation != nil })
+        let (makePool, complete) = (self.makePool, self.complete)
+        let thread = Thread {
+            var fresh: [String: (model: Model, fingerprint: String?, precision: Precision, source: ModelSource)] = [:]
+            for w in wanted where !busy.contains(w.name) {
+                let entry = current.first { $0.name == w.name }
+                let fingerprint = w.source.fingerprint
+                if let entry, entry.pool != nil, entry.fingerprint == fingerprint, entry.precision == w.precision { continue }
+                do { fresh[w.name] = (try w.source.load(), fingerprint, w.precision, w.source) } catch {
+                    box.report.failed.append((w.name, (error as? ModelSource.LoadError)?.description ?? "\(error)"))
+                }
+            }
+            let keptNames = Set(wanted.map(\.name))
+            var models: [(name: String, model: Model)] = []
+            for w in wanted {
+                if let f = fresh[w.name] { models.append((w.name, f.model)) } else if let p = current.first(where: { $0.name == w.name })?.pool {
+                    models.append((w.name, p.model))
+                }
+            }
+            var pools: [String: (pool: WorkerPool, limits: WorkerLimits)] = [:]
+            var failure: Error?
+            do {
+                let limits = try plan(models)
+                for (name, model) in models {
+                    let entry = current.first { $0.name == name }
+                    let share = limits[name] ?? entry?.limits ?? WorkerLimits(maxPixels: 1 << 24)
+                    let shrank = entry.map { share.workingBytes < $0.limits.workingBytes || share.maxNetworkPixels < $0.limits.maxNetworkPixels
+                        || share.maxPixels < $0.limits.maxPixels } ?? false
+                    guard fresh[name] != nil || shrank else { continue }
+                    do {
+                        pools[name] = (try makePool(name, model, share, fresh[name]?.precision ?? entry!.precision), share)
+                    } catch { box.report.failed.append((name, "\(error)")) }
+                }
+                job.commit = { [weak self] in
+                    guard let self else { return }
+                    self.reloading = false
+                    for (name, (pool, limits)) in pools {
+                        if let entry = self.entries[name], entry.operation == nil {
+                            let old = entry.pool
+                            entry.pool = pool
+                            entry.limits = limits
+                            entry.reason = ""
+                            if let f = fresh[name] { entry.fingerprint = f.fingerprint }
+                            old?.stop()
+                            if fresh[name] != nil { box.report.replaced.append(name) } else { box.report.resized.append(name) }
+                        } else if self.entries[name] == nil, let f = fresh[name] {
+                            let entry = Entry(name: name, source: f.source, limits: limits, pool: pool)
+                            entry.fingerprint = f.fingerprint
+                            self.entries[name] = entry
+                            self.order.append(name)
+                            box.report.added.append(name)
+                        } else {
+                            pool.stop()
+                        }
+                    }
+                    for name in self.order where !keptNames.contains(name) && !busy.contains(name) {
+                        self.entries[name]?.pool?.stop()
+                        self.entries[name] = nil
+                        box.report.removed.append(name)
+                    }
+                    self.order.removeAll { self.entries[$0] == nil }
+                    box.report.unchanged = self.order.filter { n in !box.report.added.contains(n) && !box.report.replaced.contains(n) }
+                    done(box.report, nil)
+                }
+            } catch {
+                failure = error
+                for p in pools.values { p.pool.stop() }
+                job.commit = { [weak self] in
+                    self?.reloading = false
+                    done(box.report, failure)
+                }
+            }
+            complete(job)
+        }
+        thread.name = "hydra-reload"
+        thread.start()
     }
 
     private func idle(_ name: String) throws -> Entry {

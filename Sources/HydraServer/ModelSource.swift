@@ -42,6 +42,15 @@ public enum ModelSource: Sendable, CustomStringConvertible {
         }
     }
 
+    /// What identifies the file's contents cheaply (device, inode, size, modification time), so a
+    /// reload reads only files that changed; nil for the built-in weights, which never change.
+    public var fingerprint: String? {
+        guard case let .file(path) = self else { return nil }
+        var st = stat()
+        guard stat(path, &st) == 0 else { return "missing" }
+        return "\(st.st_dev)-\(st.st_ino)-\(st.st_size)-\(st.st_mtim.tv_sec).\(st.st_mtim.tv_nsec)"
+    }
+
     public var description: String {
         switch self {
         case .builtIn: return "built-in"

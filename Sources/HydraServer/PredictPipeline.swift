@@ -56,7 +56,7 @@ final class PredictPipeline {
         let image: RGBImage
         let prediction: Prediction
         let network: (width: Int, height: Int)
-        let timings: [(String, Double)]
+        var timings: [(String, Double)]
         let maxNetworkPixels: Int
 
         var note: String? {
@@ -71,11 +71,16 @@ final class PredictPipeline {
         let bytes = try RequestImage.bytes(body: body, contentType: job.contentType)
         let request = job.parameters.request
         let image = try decode(bytes, request: request)
-        let ran = try run(image, job: job, decodeSeconds: MonotonicClock.now() - t0)
+        var ran = try run(image, job: job, decodeSeconds: MonotonicClock.now() - t0)
         let t3 = MonotonicClock.now()
-        let parts = try render(ran, request: request)
-        let response = try Self.frame(parts, accept: job.accept, requestID: job.requestID, modelName: modelName)
-        job.encodeSeconds = MonotonicClock.now() - t3
+        let dense = renderer.upsampler.upsample(ran.prediction, width: image.width, height: image.height, fast: request.fast)
+        let t4 = MonotonicClock.now()
+        job.upsampleSeconds = t4 - t3
+        ran.timings.append(("upsample", job.upsampleSeconds * 1e3))
+        let parts = try render(ran, request: request, dense: dense)
+        var response = try Self.frame(parts, accept: job.accept, requestID: job.requestID, modelName: modelName)
+        response.logFields["outputs"] = request.outputs.map(\.rawValue).joined(separator: ",")
+        job.encodeSeconds = MonotonicClock.now() - t4
         return response
     }
 
@@ -119,6 +124,7 @@ final class PredictPipeline {
     /// Runs the network, on the frame shrunk to `--max-network-pixels` when it is larger.
     private func run(_ image: RGBImage, job: Job, decodeSeconds: Double) throws -> Ran {
         let t1 = MonotonicClock.now()
+        job.decodeSeconds = decodeSeconds
         var timings = [("queue_wait", job.queueWaitSeconds * 1e3), ("decode", decodeSeconds * 1e3)]
         let network = NetworkInput.size(width: image.width, height: image.height, maxPixels: limits.maxNetworkPixels)
         var networkImage = image
@@ -177,10 +183,12 @@ final class PredictPipeline {
             image = pixels
         }
         let ran = try run(image, job: job, decodeSeconds: MonotonicClock.now() - t0)
-        let t3 = MonotonicClock.now()
+        var t3 = MonotonicClock.now()
         let (w, h) = (image.width, image.height)
-        let needsDense = names.contains { ["segmentation", "depth", "normals"].contains($0) }
+        let needsDense = names.contains { ["segmentation", "depth", "normals"].contains($0) } || !req.fileKinds.isEmpty
         let dense = needsDense ? renderer.upsampler.upsample(ran.prediction, width: w, height: h, fast: request.fast) : nil
+        job.upsampleSeconds = MonotonicClock.now() - t3
+        t3 += job.upsampleSeconds
         var files: [String: [UInt8]] = [:]
         if !req.fileKinds.isEmpty {
             request.outputs = req.fileKinds
@@ -200,7 +208,8 @@ final class PredictPipeline {
             default: return InferTensor(name: name, shape: [1], elements: .file(files[name] ?? []))
             }
         }
-        let response = try InferResponse.encode(tensors, binary: req.binary, modelName: modelName, id: req.id)
+        var response = try InferResponse.encode(tensors, binary: req.binary, modelName: modelName, id: req.id)
+        response.logFields["outputs"] = names.joined(separator: ",")
         job.encodeSeconds = MonotonicClock.now() - t3
         return response
     }

@@ -34,6 +34,8 @@ public struct ServerConfiguration: Sendable {
     public var maxMemoryBytes: Int?
     /// Largest network input; larger frames are shrunk for the network. Nil: sized by `MemoryPlan`.
     public var maxNetworkPixels: Int?
+    /// The default precision of models (`--precision`), for `hydra_build_info`.
+    public var precision = "f32"
 
     public init() {}
 }

@@ -27,4 +27,34 @@ enum UV {
     }
 
     static func error(_ code: Int32) -> String { String(cString: uv_strerror(code)) }
+
+    /// The peer of a connected TCP handle as "address:port" ("[v6]:port"), or "" when unknown.
+    static func peerName(_ tcp: UnsafeMutablePointer<uv_tcp_t>) -> String {
+        var storage = sockaddr_storage()
+        var length = Int32(MemoryLayout<sockaddr_storage>.size)
+        let ok = withUnsafeMutablePointer(to: &storage) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { uv_tcp_getpeername(tcp, $0, &length) == 0 }
+        }
+        guard ok else { return "" }
+        var text = [CChar](repeating: 0, count: 64)
+        switch Int32(storage.ss_family) {
+        case AF_INET:
+            return withUnsafePointer(to: &storage) {
+                $0.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { a -> String in
+                    var addr = a.pointee
+                    uv_ip4_name(&addr, &text, text.count)
+                    return "\(String(cString: text)):\(UInt16(bigEndian: a.pointee.sin_port))"
+                }
+            }
+        case AF_INET6:
+            return withUnsafePointer(to: &storage) {
+                $0.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { a -> String in
+                    var addr = a.pointee
+                    uv_ip6_name(&addr, &text, text.count)
+                    return "[\(String(cString: text))]:\(UInt16(bigEndian: a.pointee.sin6_port))"
+                }
+            }
+        default: return ""
+        }
+    }
 }

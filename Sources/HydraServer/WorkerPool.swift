@@ -37,8 +37,10 @@ final class Job: @unchecked Sendable {
     private var _cancelled = false
     /// Set by the worker.
     var response: HTTPResponse?
-    var queueWaitSeconds = 0.0, inferenceSeconds = 0.0, encodeSeconds = 0.0
+    var queueWaitSeconds = 0.0, decodeSeconds = 0.0, inferenceSeconds = 0.0, upsampleSeconds = 0.0, encodeSeconds = 0.0
     var outcome = "ok"
+    /// The model it is for (metrics, logs).
+    var modelName = ""
 
     init(connectionID: UInt64, requestID: String, body: [UInt8], contentType: String, accept: String?,
          parameters: PredictParameters, kind: Kind = .predict) {
@@ -166,7 +168,7 @@ final class WorkerPool: @unchecked Sendable {
         if start > job.deadline {
             job.outcome = "deadline"
             let p = Problem(504, "the request waited \(Int(job.queueWaitSeconds * 1000)) ms in the queue, "
-                + "past its deadline of \(job.parameters.timeoutMs) ms")
+                + "past its deadline of \(job.parameters.timeoutMs) ms", reason: "deadline")
             job.response = job.kind.isInfer ? p.inferenceError() : p.response(requestID: job.requestID)
             return
         }

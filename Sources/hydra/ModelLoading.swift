@@ -8,7 +8,10 @@ enum ModelLoading {
     /// The model at `path`; the built-in default when nil or "default"; the generated untrained
     /// weights for "untrained" (to compare a trained model against).
     static func load(_ path: String?) throws -> Model {
-        let source = path.map(ModelSource.init(path:)) ?? .builtIn
+        try load(path.map(ModelSource.init(path:)) ?? .builtIn)
+    }
+
+    static func load(_ source: ModelSource) throws -> Model {
         do { return try source.load() } catch let e as ModelSource.LoadError { throw CLIError(e.description) }
     }
 

@@ -99,12 +99,12 @@ def test_metrics_are_prometheus_text(server):
     s, h, b = get(server.port, "/metrics")
     text = b.decode()
     assert s == 200 and h["content-type"].startswith("text/plain; version=0.0.4")
-    for name in ["hydra_requests_total", "hydra_queue_wait_seconds_bucket", "hydra_inference_seconds_bucket",
-                 "hydra_encode_seconds_bucket", "hydra_request_duration_seconds_bucket", "hydra_queue_depth",
+    for name in ["hydra_requests_total", "hydra_queue_wait_seconds_bucket", "hydra_network_seconds_bucket",
+                 "hydra_stage_seconds_bucket", "hydra_request_duration_seconds_bucket", "hydra_queue_depth",
                  "hydra_inflight_requests", "hydra_busy_workers", "hydra_received_bytes_total", "hydra_sent_bytes_total",
                  "process_resident_memory_bytes", "process_cpu_seconds_total", "process_open_fds"]:
         assert name in text, name
-    assert 'hydra_requests_total{route="/v1/predict",status="200"}' in text
+    assert 'hydra_requests_total{model="default",route="/v1/predict",code="200"}' in text
 
 
 # ---- predict
@@ -333,7 +333,8 @@ def test_disconnects_drop_work_and_leave_the_server_healthy(server_factory):
     time.sleep(1.0)
     assert post(s.port, "/v1/predict?outputs=segmentation", SMALL)[0] == 200
     metrics = get(s.port, "/metrics")[2].decode()
-    assert 'hydra_rejections_total{reason="client_gone"}' in metrics
+    gone = [l for l in metrics.splitlines() if l.startswith('hydra_rejections_total{model="default",reason="client_gone"}')]
+    assert gone and float(gone[0].split()[-1]) >= 1, gone
     assert any(l.get("msg") == "client went away" for l in s.logs())
 
 
