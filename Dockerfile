@@ -20,9 +20,12 @@ WORKDIR /src
 COPY Package.swift ./
 COPY Sources ./Sources
 COPY Tests ./Tests
+# The commit hydra_build_info reports (make container passes it; the image has no .git).
+ARG HYDRA_COMMIT=
 # Debug info out, symbols kept: crash backtraces still name functions.
 RUN swift build -c release --product hydra --static-swift-stdlib \
  && mkdir -p /out \
+ && if [ -n "$HYDRA_COMMIT" ]; then echo "$HYDRA_COMMIT" > /out/hydra-build.txt; fi \
  && cp .build/release/hydra /out/ \
  && strip --strip-debug /out/hydra \
  && cp -r .build/release/Hydra_HydraEngine.resources /out/

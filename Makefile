@@ -6,7 +6,7 @@ PYTHON := $(VENV)/bin/python
 HYDRA := .build/release/hydra
 THREADS ?= $(shell nproc)
 
-.PHONY: setup build demo serve test test-swift test-reference test-service bench memory png overhead protocol loadtest soak fuzz container container-smoke test-asan test-tsan train train-smoke calibrate precision clean
+.PHONY: setup build demo serve test test-swift test-reference test-service bench memory png overhead operations protocol loadtest soak fuzz container container-smoke test-asan test-tsan train train-smoke calibrate precision clean
 
 setup: $(VENV)/.installed
 
@@ -18,6 +18,7 @@ $(VENV)/.installed: scripts/setup.sh Tests/requirements.txt
 
 build: setup
 	$(SWIFT) build -c release --product hydra
+	@git describe --always --dirty --abbrev=12 > .build/release/hydra-build.txt 2>/dev/null || true
 
 # Runs the built-in default model on the example frame.
 demo: build
@@ -65,6 +66,11 @@ png: build
 # The service's own cost: POST latency against the same work in-process -> benchmarks/OVERHEAD.md.
 overhead: build
 	$(PYTHON) benchmarks/overhead.py --hydra $(HYDRA)
+
+# An operator's session, recorded: /metrics and logs after mixed traffic, a SIGHUP reload under traffic,
+# a missing model folder -> benchmarks/OPERATIONS.md.
+operations: build
+	$(PYTHON) benchmarks/operations.py --hydra $(HYDRA)
 
 # /v2 infer (binary tensors, JSON data, tritonclient) against /v1 predict for one frame -> benchmarks/PROTOCOL.md.
 protocol: build

@@ -16,6 +16,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.16.0"),
         .package(url: "https://github.com/apple/swift-metrics", from: "2.5.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.1.0"),
+        .package(url: "https://github.com/swift-otel/swift-w3c-trace-context", from: "1.0.0"),
     ],
     targets: [
         // System libraries (Debian 12 -dev packages).
@@ -44,6 +45,7 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Metrics", package: "swift-metrics"),
             .product(name: "Prometheus", package: "swift-prometheus"),
+            .product(name: "W3CTraceContext", package: "swift-w3c-trace-context"),
         ]),
         // Untrusted-input paths as functions of bytes, for libFuzzer and the regression tests.
         .target(name: "HydraFuzz", dependencies: ["HydraEngine", "HydraImage", "HydraServer", "HydraWeights"]),

@@ -50,6 +50,7 @@ echo "== $IMAGE"
 start=$(date +%s)
 podman build --pull=never --network host \
     --build-arg SWIFT_IMAGE="$SWIFT_IMAGE" --build-arg GIT_MIRROR="$GIT_MIRROR" \
+    --build-arg HYDRA_COMMIT="$(git describe --always --dirty --abbrev=12 2>/dev/null || true)" \
     -v "$GIT_MIRROR:$GIT_MIRROR:ro" -t "$IMAGE" .
 echo "== built $IMAGE in $(( $(date +%s) - start )) s"
 podman image inspect "$IMAGE" --format 'size {{.Size}} bytes; user {{.Config.User}}; entrypoint {{.Config.Entrypoint}}; exposed {{.Config.ExposedPorts}}; stop signal {{.Config.StopSignal}}'

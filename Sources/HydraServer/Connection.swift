@@ -161,7 +161,7 @@ final class Connection {
         if !r.headers.contains(where: { $0.0.lowercased() == "x-request-id" }) { extra.append(("X-Request-Id", requestID)) }
         // Two traceparent headers are as invalid as a malformed one: a new trace.
         let parents = request.headers("traceparent")
-        let trace = TraceContext(traceparent: parents.count == 1 ? parents[0] : nil, tracestate: request.headers("tracestate").joined(separator: ","))
+        let trace = RequestTrace(traceparent: parents.count == 1 ? parents[0] : nil, tracestate: request.headers("tracestate").joined(separator: ","))
         extra += trace.headers
         let head = r.head(keepAlive: keepAlive, extra: extra)
         server.handler?.responded(RequestRecord(request: request, response: r, requestID: requestID, trace: trace, client: peer,

@@ -28,7 +28,7 @@ struct RequestRecord {
     let request: HTTPRequest
     let response: HTTPResponse
     let requestID: String
-    let trace: TraceContext
+    let trace: RequestTrace
     /// The peer, "address:port".
     let client: String
     /// From the request's first byte to the answer.
@@ -221,8 +221,8 @@ final class HTTPServer {
     private func beginDrain(signal: Int32) {
         guard !draining else { return }
         draining = true
-        logger.info("draining", metadata: ["signal": "\(signal)", "drain_timeout_s": "\(config.drainTimeout)",
-                                           "open_connections": "\(connections.count)"])
+        logger.info("draining", metadata: ["signal": .stringConvertible(Int(signal)), "drain_timeout_s": .stringConvertible(config.drainTimeout),
+                                           "open_connections": .stringConvertible(connections.count)])
         if let l = listener {
             UV.close(l)
             listener = nil

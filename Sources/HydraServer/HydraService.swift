@@ -61,12 +61,12 @@ public final class HydraService: RequestHandler {
                                               lowerMaxPixels: config.maxPixelsIsDefault)
             if plan.maxPixels < config.maxPixels {
                 logger.warning("max pixels lowered to fit the memory budget", metadata: [
-                    "max_pixels": "\(plan.maxPixels)", "max_memory_mib": "\(maxMemory >> 20)"])
+                    "max_pixels": .stringConvertible(plan.maxPixels), "max_memory_mib": .stringConvertible(maxMemory >> 20)])
             }
             config.maxPixels = plan.maxPixels
             config.connectionMemoryBytes = plan.connectionBytes
             limits = plan.models.mapValues(\.limits)
-            logger.info("memory plan", metadata: plan.summary.mapValues { .string($0) })
+            logger.info("memory plan", metadata: plan.summary.mapValues { .stringConvertible($0) })
         }
         self.config = config
         self.logger = logger

@@ -170,13 +170,13 @@ package struct MemoryPlan: Sendable {
     }
 
     /// The plan as log metadata.
-    package var summary: [String: String] {
-        var m = ["max_memory_mib": "\(maxMemory >> 20)", "max_pixels": "\(maxPixels)", "base_mib": "\(baseBytes >> 20)",
-                 "connections_mib": "\(connectionBytes >> 20)", "per_worker_mib": "\(perWorkerBytes >> 20)"]
+    package var summary: [String: Int] {
+        var m = ["max_memory_mib": maxMemory >> 20, "max_pixels": maxPixels, "base_mib": baseBytes >> 20,
+                 "connections_mib": connectionBytes >> 20, "per_worker_mib": perWorkerBytes >> 20]
         for (name, share) in models {
-            m["\(name).max_network_pixels"] = "\(share.limits.maxNetworkPixels)"
-            m["\(name).activations_mib"] = "\(share.activationBytes >> 20)"
-            m["\(name).request_working_mib"] = "\(share.limits.workingBytes >> 20)"
+            m["\(name).max_network_pixels"] = share.limits.maxNetworkPixels
+            m["\(name).activations_mib"] = share.activationBytes >> 20
+            m["\(name).request_working_mib"] = share.limits.workingBytes >> 20
         }
         return m
     }

@@ -33,7 +33,7 @@ final class ServerMetrics: @unchecked Sendable {
         static let workers = "Workers (model replicas), by model."
         static let rejections = "Requests refused before or instead of an answer from the model, by model and reason."
         static let modelInfo = "1 for each model served, with its version, precision and where it was read from."
-        static let reloads = "Model reloads (SIGHUP or the repository API), by result."
+        static let reloads = "Model reloads on SIGHUP, by result."
     }
 
     final class ModelSeries: @unchecked Sendable {
