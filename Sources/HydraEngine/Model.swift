@@ -147,7 +147,7 @@ public final class Model: Sendable {
         self.convs = convs
         self.scales = scales
         graph = Graph(layers: ModelLayers(convs: convs, scales: scales, hasNormals: arch.hasNormals))
-        fusedGraph = graph.fusingResidualAdds(convs)
+        fusedGraph = graph.fusingResidualAdds(convs).fusingResizeIntoChain(convs)
     }
 
     /// The same weights with other metadata (a calibration added): shares the folded layers and

@@ -182,8 +182,8 @@ public final class ModelReplica: @unchecked Sendable {
         case let .maxPool5(x, out): return "maxpool5 \(at(x))\(bf16 == nil ? "" : types(x, out))"
         case let .scale(_, x, out, _): return "channel scale \(at(x))\(bf16Tensors.contains(out) ? " to bf16" : "")"
         case let .crpScale(_, top, _, _, _): return "maxpool5+scale+add \(at(top))"
-        case let .crpChain(_, x, _, outs, _):
-            return "add + crp chain (4 x maxpool5+scale+add) + \(outs.count) channel scales \(at(x))"
+        case let .crpChain(_, x, addend, outs, _):
+            return "add\(plan.shapes[addend] != plan.shapes[x] ? " (upsampling \(at(addend)))" : "") + crp chain (4 x maxpool5+scale+add) + \(outs.count) channel scales \(at(x))"
                 + (bf16 == nil ? "" : types(x, outs[0].tensor))
         case let .head(name, x, _):
             return "head 3x3 \(at(x)) -> \(model.convs[name]!.outputChannels)\(int8?.steps[i] != nil ? " int8" : bf16Tensors.contains(x) ? " bf16" : "")"
@@ -416,6 +416,9 @@ public final class ModelReplica: @unchecked Sendable {
                     args.input = UnsafeRawPointer(rawPointer(plan, x))
                     args.input_bf16 = bf16Tensors.contains(x) ? 1 : 0
                     args.addend = UnsafePointer(pointer(plan, addend))
+                    if plan.shapes[addend] != plan.shapes[x] { // upsampled by the chain (`fusingResizeIntoChain`)
+                        (args.addend_height, args.addend_width) = (plan.shapes[addend].h, plan.shapes[addend].w)
+                    }
                     (args.lo, args.hi) = outputClamp(relu6: true)
                     args.scales = sc.baseAddress
                     args.outputs = outs.count

@@ -1,4 +1,8 @@
 #include "hydra_kernels.h"
+/* No fused multiply-adds the source does not write: the upsampling's arithmetic is stated exactly
+   (KernelTests checks it against the same formula in Swift). */
+#pragma STDC FP_CONTRACT OFF
+#include <stdlib.h>
 #include <string.h>
 
 #include "lanes.h"
@@ -25,10 +29,18 @@
 
 enum { PB = 16, RING0 = 10, RING1 = 8, RING2 = 6, RING3 = 6, RING_ROWS = RING0 + RING1 + RING2 + RING3 + 2 /* stage 4's pair */ };
 
+/* Where an output pixel's bilinear sample lies in the smaller addend: the two source indices and
+   the weights of each (PyTorch's lambdas). */
+typedef struct {
+    size_t i0, i1;
+    float l0, l1;
+} tap;
+
 typedef struct {
     const hydra_crp_chain_args *a;
     size_t h, w, c;
     float *rings; /* per task: RING_ROWS rows of w x 16 floats */
+    const tap *rows, *cols; /* an upsampled addend's taps, else NULL */
 } chain_ctx;
 
 static inline size_t clamp_row(long r, size_t h) { return r < 0 ? 0 : ((size_t)r >= h ? h - 1 : (size_t)r); }
@@ -82,10 +94,19 @@ static inline __attribute__((always_inline)) void form_x(const chain_ctx *k, siz
     for (size_t x = 0; x < k->w; x++) {
         const size_t o = (y * k->w + x) * k->c + c0;
         __builtin_prefetch((const char *)a->input + (o + ahead) * esize);
-        if (a->addend) __builtin_prefetch(a->addend + o + ahead);
+        if (a->addend && !k->rows) __builtin_prefetch(a->addend + o + ahead);
         v16 v;
         load16((const char *)a->input + o * esize, a->input_bf16, &v);
-        if (a->addend) {
+        if (k->rows) {
+            const tap ty = k->rows[y], tx = k->cols[x];
+            const size_t aw = a->addend_width;
+            const float *r0 = a->addend + (ty.i0 * aw) * k->c + c0, *r1 = a->addend + (ty.i1 * aw) * k->c + c0;
+            v16 p00, p01, p10, p11;
+            memcpy(&p00, r0 + tx.i0 * k->c, sizeof p00); memcpy(&p01, r0 + tx.i1 * k->c, sizeof p01);
+            memcpy(&p10, r1 + tx.i0 * k->c, sizeof p10); memcpy(&p11, r1 + tx.i1 * k->c, sizeof p11);
+            const v16 b = ty.l0 * (tx.l0 * p00 + tx.l1 * p01) + ty.l1 * (tx.l0 * p10 + tx.l1 * p11);
+            v = VCLAMP(v + b, lo, hi);
+        } else if (a->addend) {
             v16 b;
             memcpy(&b, a->addend + o, sizeof b);
             v = VCLAMP(v + b, lo, hi);
@@ -150,6 +171,21 @@ static void chain_block(void *vctx, size_t block) {
     }
 }
 
+/* PyTorch's upsample_bilinear2d (align_corners=False, output size given): source = (i + 0.5) x
+   (in / out) - 0.5, clamped at 0; the upper index clamped to the last. */
+static void bilinear_taps(size_t in, size_t out, tap *t) {
+    const float scale = (float)in / (float)out;
+    for (size_t i = 0; i < out; i++) {
+        float src = scale * ((float)i + 0.5f) - 0.5f;
+        if (src < 0) src = 0;
+        size_t i0 = (size_t)src;
+        if (i0 > in - 1) i0 = in - 1;
+        const size_t i1 = i0 + 1 < in ? i0 + 1 : in - 1;
+        const float l1 = src - (float)i0;
+        t[i] = (tap){i0, i1, 1.0f - l1, l1};
+    }
+}
+
 size_t hydra_crp_chain_scratch_floats(size_t width, size_t channels) {
     return (size_t)RING_ROWS * width * channels;
 }
@@ -157,7 +193,17 @@ size_t hydra_crp_chain_scratch_floats(size_t width, size_t channels) {
 int hydra_crp_chain(const hydra_crp_chain_args *args, float *scratch, size_t height, size_t width, size_t channels,
                     pthreadpool_t pool) {
     if (channels % PB != 0 || height == 0 || width == 0 || args->outputs < 1 || args->outputs > 3) return -1;
-    chain_ctx k = {args, height, width, channels, scratch};
+    chain_ctx k = {args, height, width, channels, scratch, NULL, NULL};
+    tap *taps = NULL;
+    if (args->addend && args->addend_height && args->addend_width) {
+        taps = malloc((height + width) * sizeof *taps);
+        if (!taps) return -1;
+        bilinear_taps(args->addend_height, height, taps);
+        bilinear_taps(args->addend_width, width, taps + height);
+        k.rows = taps;
+        k.cols = taps + height;
+    }
     hydra_parallelize_1d(pool, chain_block, &k, channels / PB);
+    free(taps);
     return 0;
 }

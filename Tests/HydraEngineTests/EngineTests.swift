@@ -161,7 +161,7 @@ final class EngineTests: XCTestCase {
         let sizes = graph.channels.indices.map { shapes[$0].h * shapes[$0].w * graph.channels[$0] * 4 }
         let life = graph.lifetimes()
         let bytes = [Int](repeating: 4, count: sizes.count)
-        let shared = graph.inPlaceOutputs(elementBytes: bytes)
+        let shared = graph.inPlaceOutputs(elementBytes: bytes, sizes: bytes)
         // The crp1 chain's two outputs take over its input's and addend's memory.
         XCTAssertEqual(shared.count, 2)
         let (offsets, total) = graph.arena(sizes: sizes, elementBytes: bytes)
@@ -186,7 +186,7 @@ final class EngineTests: XCTestCase {
         bytes[outs[0].tensor] = 1 // an int8 head's input
         bytes[x] = 2 // a bf16 input
         bytes[outs[1].tensor] = 2
-        let shared = graph.inPlaceOutputs(elementBytes: bytes)
+        let shared = graph.inPlaceOutputs(elementBytes: bytes, sizes: bytes)
         XCTAssertNil(shared[outs[0].tensor])
         XCTAssertEqual(shared[outs[1].tensor], x)
         XCTAssertFalse(shared.values.contains(addend))

@@ -97,14 +97,21 @@ final class Int8Tests: XCTestCase {
 final class FusedGraphTests: XCTestCase {
     /// Reduced-precision replicas run the graph with the adds fused into the 1x1 convolutions before
     /// them: 25 of the 26 (the 10 residuals of the encoder, 12 in crp2-4, 3 in the decoder; the add of
-    /// two non-convolution outputs stays), every step reading only tensors already written.
+    /// two non-convolution outputs stays), and the resize before the crp1 chain done by the chain;
+    /// every step reading only tensors already written.
     func testResidualAddsAreFusedIntoTheConvolutionsBeforeThem() throws {
         let model = try DefaultModel.untrained()
         func adds(_ g: Graph) -> Int { g.steps.filter { if case .add = $0 { return true } else { return false } }.count }
         let fused = model.fusedGraph
         XCTAssertEqual(adds(model.graph), 26)
         XCTAssertEqual(adds(fused), 1)
-        XCTAssertEqual(fused.steps.count, model.graph.steps.count - 25)
+        XCTAssertEqual(fused.steps.count, model.graph.steps.count - 25 - 1)
+        func resizes(_ g: Graph) -> Int { g.steps.filter { if case .resize = $0 { return true } else { return false } }.count }
+        XCTAssertEqual(resizes(fused), resizes(model.graph) - 1)
+        guard case let .crpChain(_, x, addend, _, _) = fused.steps.first(where: { if case .crpChain = $0 { true } else { false } })!
+        else { return XCTFail() }
+        let shapes = fused.shapes(height: 370, width: 1226, model: model)
+        XCTAssertEqual(shapes[addend].w * 2 - 1, shapes[x].w, "the chain reads the addend at half size and upsamples it")
         var written: Set<Int> = [fused.input]
         for step in fused.steps {
             for t in step.inputs { XCTAssertTrue(written.contains(t), "\(step) reads tensor \(t) before it is written") }

@@ -30,6 +30,56 @@ final class KernelTests: XCTestCase {
         }
     }
 
+    /// A smaller addend is upsampled by the chain as PyTorch's bilinear interpolation (align_corners
+    /// False) would: the outputs equal the chain's on the addend upsampled first, bit for bit.
+    func testCRPChainUpsamplesASmallerAddendAsPyTorchDoes() throws {
+        let pool = pthreadpool_create(2)
+        defer { pthreadpool_destroy(pool) }
+        var rng = SystemRandomNumberGenerator()
+        for (h, w, ah, aw, c) in [(93, 307, 47, 154, 16), (7, 11, 4, 6, 32), (5, 3, 1, 1, 16), (9, 9, 3, 8, 16)] {
+            let input = (0..<(h * w * c)).map { _ in Float.random(in: -5...5, using: &rng) }
+            let small = (0..<(ah * aw * c)).map { _ in Float.random(in: -3...5, using: &rng) }
+            func taps(_ n: Int, _ out: Int) -> [(Int, Int, Float, Float)] {
+                let scale = Float(n) / Float(out)
+                return (0..<out).map { i in
+                    var src = scale * (Float(i) + 0.5) - 0.5
+                    if src < 0 { src = 0 }
+                    let i0 = min(Int(src), n - 1), i1 = min(i0 + 1, n - 1), l1 = src - Float(i0)
+                    return (i0, i1, 1 - l1, l1)
+                }
+            }
+            let ty = taps(ah, h), tx = taps(aw, w)
+            var big = [Float](repeating: 0, count: h * w * c)
+            for y in 0..<h { for x in 0..<w { for k in 0..<c {
+                func at(_ r: Int, _ q: Int) -> Float { small[(r * aw + q) * c + k] }
+                let (y0, y1, a0, a1) = ty[y], (x0, x1, b0, b1) = tx[x]
+                big[(y * w + x) * c + k] = a0 * (b0 * at(y0, x0) + b1 * at(y0, x1)) + a1 * (b0 * at(y1, x0) + b1 * at(y1, x1))
+            } } }
+            let scales = (0..<(5 * c)).map { _ in Float.random(in: -1.5...1.5, using: &rng) }
+            func chain(_ addend: [Float], _ size: (Int, Int)?) -> [Float] {
+                var out = [Float](repeating: .nan, count: h * w * c)
+                var scratch = [Float](repeating: .infinity, count: hydra_crp_chain_scratch_floats(w, c))
+                let status = input.withUnsafeBytes { i in addend.withUnsafeBufferPointer { a in scales.withUnsafeBufferPointer { sc in
+                    out.withUnsafeMutableBytes { o in
+                        var args = hydra_crp_chain_args()
+                        args.input = i.baseAddress
+                        args.addend = a.baseAddress
+                        if let size { (args.addend_height, args.addend_width) = (size.0, size.1) }
+                        (args.lo, args.hi, args.output_lo, args.output_hi) = (0, 6, 0, 6)
+                        args.scales = sc.baseAddress
+                        args.outputs = 1
+                        args.output_scale = (sc.baseAddress! + 4 * c, nil, nil)
+                        args.output = (o.baseAddress, nil, nil)
+                        return hydra_crp_chain(&args, &scratch, h, w, c, pool)
+                    }
+                } } }
+                XCTAssertEqual(status, 0)
+                return out
+            }
+            XCTAssertEqual(chain(small, (ah, aw)), chain(big, nil), "\(ah)x\(aw) -> \(h)x\(w)x\(c)")
+        }
+    }
+
     /// Pooling bf16 or u8 tensors gives the bits of pooling in f32 and converting after, for every
     /// pair of formats the reduced-precision replicas use, at border-heavy sizes and 16-channel tails of
     /// the u8 path's 64-channel blocks.

@@ -69,6 +69,9 @@ typedef struct {
     const void *input;
     int input_bf16;
     const float *addend;
+    /* When non-zero: the addend is this size and is upsampled to the input's as it is read (bilinear,
+       half-pixel centres, PyTorch's align_corners=False arithmetic), instead of a resize step before. */
+    size_t addend_height, addend_width;
     float lo, hi;
     const float *scales;
     size_t outputs; /* 1 to 3 */
