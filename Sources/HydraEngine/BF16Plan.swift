@@ -98,6 +98,9 @@ struct BF16Plan {
         }
     }
 
+    /// Stores `t` as u8 instead (`Int8Plan.quantizeOutputs`).
+    mutating func narrow(_ t: Int) { tensors.remove(t) }
+
     /// `hydra_conv1x1_bf16`'s layout flags for a step's input and output.
     func layout(input: Int, output: Int) -> Int32 {
         Int32((tensors.contains(input) ? HYDRA_BF16_INPUT : 0) | (tensors.contains(output) ? HYDRA_BF16_OUTPUT : 0))

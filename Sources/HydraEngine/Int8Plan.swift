@@ -52,6 +52,27 @@ struct Int8Plan {
         }
     }
 
+    /// The first layer's and the depthwise layers' outputs read only by an int8 convolution are written
+    /// as u8 in that convolution's quantization by the kernel that makes them (from its f32 result),
+    /// where they would be rounded to bf16 (`bf16`'s plan) and quantized by the convolution: half the
+    /// bytes written and read, no quantizing pass, and one rounding less.
+    mutating func quantizeOutputs(_ graph: Graph, _ bf16: inout BF16Plan) {
+        let all = graph.steps
+        for (i, step) in all.enumerated() {
+            let t: Int
+            switch step {
+            case let .stem(_, out): t = out
+            case let .depthwise(_, _, x, out) where bf16.tensors.contains(x): t = out
+            default: continue
+            }
+            let readers = all.indices.filter { all[$0].inputs.contains(t) }
+            guard bf16.tensors.contains(t), graph.channels[t] % 16 == 0, readers.count == 1, readers[0] > i,
+                  let q = steps[readers[0]]?.input, all[readers[0]].convolution != nil else { continue }
+            u8Tensors[t] = q
+            bf16.narrow(t)
+        }
+    }
+
     /// The layer a step would run in int8: a dense 1x1 convolution, or a 3x3 head (channels a multiple
     /// of 64) whose input the crp1 chain writes for it alone.
     static func layer(_ step: Graph.Step, _ graph: Graph, _ model: Model) -> String? {

@@ -113,9 +113,13 @@ public final class ModelReplica: @unchecked Sendable {
             }
             int8Plan = Int8Plan(graph: graph, model: model, calibration: calibration, layers: int8Layers)
         }
-        int8 = int8Plan
-        let bf16Plan = precision == .f32 ? nil : BF16Plan(graph: graph, model: model, int8Steps: Set(int8Plan.map { Array($0.steps.keys) } ?? []),
+        var bf16Plan = precision == .f32 ? nil : BF16Plan(graph: graph, model: model, int8Steps: Set(int8Plan.map { Array($0.steps.keys) } ?? []),
                                                           u8Tensors: Set(int8Plan.map { Array($0.u8Tensors.keys) } ?? []))
+        if var p = int8Plan, var b = bf16Plan {
+            p.quantizeOutputs(graph, &b)
+            (int8Plan, bf16Plan) = (p, b)
+        }
+        int8 = int8Plan
         bf16 = bf16Plan
         arenaRetainBytes = model.activationBytes(width: ModelReplica.retainReference.width, height: ModelReplica.retainReference.height)
         guard let p = pthreadpool_create(self.threads) else { throw EngineError.xnnpack("cannot create thread pool") }
@@ -174,7 +178,7 @@ public final class ModelReplica: @unchecked Sendable {
                 + types(x, out)
         case let .stem(_, out):
             return "stem conv 3x3 s2 on rgb8 \(plan.shapes[graph.input].w)x\(plan.shapes[graph.input].h)x3 -> \(graph.channels[out])"
-                + (bf16Tensors.contains(out) ? " (to bf16)" : "")
+                + (int8?.u8Tensors[out] != nil ? " (to u8)" : bf16Tensors.contains(out) ? " (to bf16)" : "")
         case let .depthwise(name, _, x, out):
             return "depthwise 3x3\(model.convs[name]!.stride > 1 ? " s2" : "") \(at(x)) -> \(graph.channels[out]) (own)"
                 + (bf16 == nil ? "" : types(x, out))
@@ -350,7 +354,12 @@ public final class ModelReplica: @unchecked Sendable {
             case let .stem(weights, out):
                 let c = model.convs["layer1"]!
                 let status = c.withBias { bias in
-                    bf16Tensors.contains(out)
+                    if let q = int8?.u8Tensors[out] {
+                        return hydra_stem_conv3x3s2_rgb8_u8(rgb.baseAddress, height, width, Self.mean, Self.std, weights, bias, c.outputChannels,
+                                                            c.clamp.lo, c.clamp.hi, q.scale, q.zero,
+                                                            rawPointer(plan, out).assumingMemoryBound(to: UInt8.self), pool)
+                    }
+                    return bf16Tensors.contains(out)
                         ? hydra_stem_conv3x3s2_rgb8_bf16(rgb.baseAddress, height, width, Self.mean, Self.std, weights, bias,
                                                          c.outputChannels, c.clamp.lo, c.clamp.hi, bf16Pointer(plan, out), pool)
                         : hydra_stem_conv3x3s2_rgb8(rgb.baseAddress, height, width, Self.mean, Self.std, weights, bias,
@@ -360,8 +369,13 @@ public final class ModelReplica: @unchecked Sendable {
             case let .depthwise(name, weights, x, out) where bf16Tensors.contains(x):
                 let c = model.convs[name]!
                 let status = c.withBias { bias in
-                    hydra_depthwise3x3_bf16(bf16Pointer(plan, x), plan.shapes[x].h, plan.shapes[x].w, c.outputChannels, c.stride,
-                                            weights, bias, c.clamp.lo, c.clamp.hi, bf16Pointer(plan, out), pool)
+                    if let q = int8?.u8Tensors[out] {
+                        return hydra_depthwise3x3_bf16_u8(bf16Pointer(plan, x), plan.shapes[x].h, plan.shapes[x].w, c.outputChannels, c.stride,
+                                                          weights, bias, c.clamp.lo, c.clamp.hi, q.scale, q.zero,
+                                                          rawPointer(plan, out).assumingMemoryBound(to: UInt8.self), pool)
+                    }
+                    return hydra_depthwise3x3_bf16(bf16Pointer(plan, x), plan.shapes[x].h, plan.shapes[x].w, c.outputChannels, c.stride,
+                                                   weights, bias, c.clamp.lo, c.clamp.hi, bf16Pointer(plan, out), pool)
                 }
                 precondition(status == 0, "the bf16 depthwise kernel refused step \(i)")
             case let .depthwise(name, weights, x, out):

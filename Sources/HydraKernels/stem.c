@@ -2,6 +2,7 @@
 #include <string.h>
 
 #include "dispatch.h"
+#include "lanes.h"
 #include "parallel.h"
 #include "vec.h"
 
@@ -13,15 +14,17 @@ typedef struct {
     const uint8_t *rgb;
     const float *w, *b;
     float *out;
-    /* When set, the output goes here as bf16 instead (for a bf16 replica's first 1x1 layer). */
+    /* When set, the output goes here as bf16 instead (for a bf16 replica's first 1x1 layer), or as
+       u8 in the quantization of the int8 layer after it. */
     uint16_t *out16;
+    uint8_t *out8;
+    float qscale;
+    int32_t qzero;
     size_t h, wd, ow, oc;
     float lo, hi;
     float lut[3][256];
 } stem_ctx;
 
-typedef uint32_t u32x16 __attribute__((vector_size(64)));
-typedef uint16_t u16x16 __attribute__((vector_size(32)));
 
 /* 16 floats to bf16, as hydra_bf16_from_float rounds (nearest even, denormals to signed zero,
    NaN quiet), in plain vector code so that every clone computes the same bits. Vectors go by
@@ -38,7 +41,9 @@ static inline __attribute__((always_inline)) void store_bf16(uint16_t *dst, cons
 }
 
 static inline __attribute__((always_inline)) void store_out(const stem_ctx *k, size_t at, const v16 *v) {
-    if (k->out16) {
+    if (k->out8) {
+        store16_u8(k->out8 + at, v, k->qscale, k->qzero);
+    } else if (k->out16) {
         store_bf16(k->out16 + at, v);
     } else {
         memcpy(k->out + at, v, sizeof *v);
@@ -112,9 +117,10 @@ static void stem_row(void *vctx, size_t oy) {
 
 static int stem(const uint8_t *rgb, size_t height, size_t width, const float mean[3], const float std[3],
                 const float *weights, const float *bias, size_t out_channels, float lo, float hi, float *out,
-                uint16_t *out16, pthreadpool_t pool) {
+                uint16_t *out16, uint8_t *out8, float qscale, int32_t qzero, pthreadpool_t pool) {
     if (out_channels == 0 || out_channels % 16 != 0 || height == 0 || width == 0) return -1;
-    stem_ctx k = { rgb, weights, bias, out, out16, height, width, (width + 1) / 2, out_channels, lo, hi, {{0}} };
+    if (out8 && (!(qscale > 0) || qzero < 0 || qzero > 255)) return -1;
+    stem_ctx k = { rgb, weights, bias, out, out16, out8, qscale, qzero, height, width, (width + 1) / 2, out_channels, lo, hi, {{0}} };
     for (int c = 0; c < 3; c++) /* the reference's arithmetic, as in hydra_preprocess_rgb8 */
         for (int v = 0; v < 256; v++) k.lut[c][v] = ((float)v / 255.0f - mean[c]) / std[c];
     hydra_parallelize_1d(pool, stem_row, &k, (height + 1) / 2);
@@ -124,11 +130,18 @@ static int stem(const uint8_t *rgb, size_t height, size_t width, const float mea
 int hydra_stem_conv3x3s2_rgb8(const uint8_t *rgb, size_t height, size_t width, const float mean[3],
                               const float std[3], const float *weights, const float *bias,
                               size_t out_channels, float lo, float hi, float *out, pthreadpool_t pool) {
-    return stem(rgb, height, width, mean, std, weights, bias, out_channels, lo, hi, out, NULL, pool);
+    return stem(rgb, height, width, mean, std, weights, bias, out_channels, lo, hi, out, NULL, NULL, 0, 0, pool);
 }
 
 int hydra_stem_conv3x3s2_rgb8_bf16(const uint8_t *rgb, size_t height, size_t width, const float mean[3],
                                    const float std[3], const float *weights, const float *bias,
                                    size_t out_channels, float lo, float hi, uint16_t *out, pthreadpool_t pool) {
-    return stem(rgb, height, width, mean, std, weights, bias, out_channels, lo, hi, NULL, out, pool);
+    return stem(rgb, height, width, mean, std, weights, bias, out_channels, lo, hi, NULL, out, NULL, 0, 0, pool);
+}
+
+int hydra_stem_conv3x3s2_rgb8_u8(const uint8_t *rgb, size_t height, size_t width, const float mean[3],
+                                 const float std[3], const float *weights, const float *bias,
+                                 size_t out_channels, float lo, float hi, float scale, int32_t zero, uint8_t *out,
+                                 pthreadpool_t pool) {
+    return stem(rgb, height, width, mean, std, weights, bias, out_channels, lo, hi, NULL, NULL, out, scale, zero, pool);
 }

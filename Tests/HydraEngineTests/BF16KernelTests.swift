@@ -72,6 +72,7 @@ final class BF16KernelTests: XCTestCase {
         var rng = SystemRandomNumberGenerator()
         let pool = pthreadpool_create(2)
         defer { pthreadpool_destroy(pool) }
+        var saturated = false
         for (h, w, c, stride) in [(1, 1, 16, 1), (2, 3, 32, 2), (5, 9, 16, 1), (7, 13, 48, 2), (6, 20, 96, 1), (9, 4, 16, 2), (3, 37, 32, 1)] {
             let x = (0..<(h * w * c)).map { _ in hydra_bf16_from_float(Float.random(in: -1...6, using: &rng)) }
             let weights = (0..<(9 * c)).map { _ in Float.random(in: -1...1, using: &rng) }
@@ -82,7 +83,16 @@ final class BF16KernelTests: XCTestCase {
             hydra_depthwise3x3_bf16_reference(x, h, w, c, stride, weights, bias, 0, 6, &want)
             XCTAssertEqual(Array(got.prefix(oh * ow * c)), want, "\(h)x\(w)x\(c) stride \(stride)")
             XCTAssertTrue(got.suffix(16).allSatisfy { $0 == 0xFFFF }, "wrote past the end")
+            // To u8 for an int8 projection: the reference's quantization of the clamped sums, some saturating.
+            let (scale, zero): (Float, Int32) = (0.02, 17)
+            var got8 = [UInt8](repeating: 0xA5, count: oh * ow * c + 16), want8 = [UInt8](repeating: 0, count: oh * ow * c)
+            XCTAssertEqual(hydra_depthwise3x3_bf16_u8(x, h, w, c, stride, weights, bias, 0, 6, scale, zero, &got8, pool), 0)
+            hydra_depthwise3x3_bf16_u8_reference(x, h, w, c, stride, weights, bias, 0, 6, scale, zero, &want8)
+            XCTAssertEqual(Array(got8.prefix(oh * ow * c)), want8, "to u8: \(h)x\(w)x\(c) stride \(stride)")
+            XCTAssertTrue(got8.suffix(16).allSatisfy { $0 == 0xA5 }, "wrote past the end")
+            saturated = saturated || want8.contains(255)
         }
+        XCTAssertTrue(saturated, "the u8 range saturates somewhere")
         var out = [UInt16](repeating: 0, count: 64)
         XCTAssertEqual(hydra_depthwise3x3_bf16([UInt16](repeating: 0, count: 8), 1, 1, 8, 1, [Float](repeating: 0, count: 72), nil, 0, 6, &out, pool), -1)
         XCTAssertEqual(hydra_depthwise3x3_bf16([UInt16](repeating: 0, count: 16), 1, 1, 16, 3, [Float](repeating: 0, count: 144), nil, 0, 6, &out, pool), -1)
@@ -131,6 +141,10 @@ final class BF16KernelTests: XCTestCase {
             XCTAssertEqual(hydra_stem_conv3x3s2_rgb8_bf16(rgb, h, w, mean, std, weights, bias, 32, 0, 6, &bf16, pool), 0)
             XCTAssertEqual(Array(bf16.prefix(n)), f32.map { hydra_bf16_from_float($0) }, "\(h)x\(w)")
             XCTAssertTrue(bf16.suffix(16).allSatisfy { $0 == 0xFFFF }, "wrote past the end")
+            var u8 = [UInt8](repeating: 0xA5, count: n + 16)
+            XCTAssertEqual(hydra_stem_conv3x3s2_rgb8_u8(rgb, h, w, mean, std, weights, bias, 32, 0, 6, 0.01, 3, &u8, pool), 0)
+            XCTAssertEqual(Array(u8.prefix(n)), f32.map { hydra_int8_quantize($0, 0.01, 3) }, "\(h)x\(w) to u8")
+            XCTAssertTrue(u8.suffix(16).allSatisfy { $0 == 0xA5 }, "wrote past the end")
         }
     }
 

@@ -28,6 +28,13 @@ int hydra_stem_conv3x3s2_rgb8_bf16(const uint8_t *rgb, size_t height, size_t wid
                                    const float std[3], const float *weights, const float *bias,
                                    size_t out_channels, float lo, float hi, uint16_t *out, pthreadpool_t pool);
 
+/* And quantized to u8 (scale, zero point: as hydra_int8_quantize) for the int8 layer that reads it,
+   which would quantize it so anyway: exactly hydra_int8_quantize of hydra_stem_conv3x3s2_rgb8's. */
+int hydra_stem_conv3x3s2_rgb8_u8(const uint8_t *rgb, size_t height, size_t width, const float mean[3],
+                                 const float std[3], const float *weights, const float *bias,
+                                 size_t out_channels, float lo, float hi, float scale, int32_t zero, uint8_t *out,
+                                 pthreadpool_t pool);
+
 /* Depthwise 3x3 convolution, padding 1, stride 1 or 2, bias (may be NULL), clamp to [lo, hi].
    weights: [ky][kx][channel], 9 x channels; out: ((height - 1) / stride + 1) x ((width - 1) / stride + 1)
    x channels. Channels must be a multiple of 16 (returns -1 otherwise, or for another stride).
@@ -162,6 +169,15 @@ int hydra_depthwise3x3_bf16(const uint16_t *in, size_t height, size_t width, siz
                             pthreadpool_t pool);
 void hydra_depthwise3x3_bf16_reference(const uint16_t *in, size_t height, size_t width, size_t channels, size_t stride,
                                        const float *weights, const float *bias, float lo, float hi, uint16_t *out);
+
+/* The same with the output quantized to u8 (as hydra_int8_quantize, after the clamp) for the int8
+   projection that reads it, instead of rounded to bf16 and quantized there. */
+int hydra_depthwise3x3_bf16_u8(const uint16_t *in, size_t height, size_t width, size_t channels, size_t stride,
+                               const float *weights, const float *bias, float lo, float hi, float scale, int32_t zero,
+                               uint8_t *out, pthreadpool_t pool);
+void hydra_depthwise3x3_bf16_u8_reference(const uint16_t *in, size_t height, size_t width, size_t channels, size_t stride,
+                                          const float *weights, const float *bias, float lo, float hi, float scale,
+                                          int32_t zero, uint8_t *out);
 
 /* A channel scale (depthwise 1x1, clamp to [lo, hi]) that writes bf16: the input of a bf16 head.
    Channels must be a multiple of 32 (returns -1 otherwise or without AVX512-BF16). */
