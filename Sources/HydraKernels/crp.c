@@ -101,6 +101,11 @@ static inline __attribute__((always_inline)) void form_x(const chain_ctx *k, siz
             const tap ty = k->rows[y], tx = k->cols[x];
             const size_t aw = a->addend_width;
             const float *r0 = a->addend + (ty.i0 * aw) * k->c + c0, *r1 = a->addend + (ty.i1 * aw) * k->c + c0;
+            if (ahead) { /* the small rows the next step reads */
+                const tap tn = k->rows[y + 2];
+                __builtin_prefetch(a->addend + (tn.i0 * aw + tx.i1) * k->c + c0);
+                __builtin_prefetch(a->addend + (tn.i1 * aw + tx.i1) * k->c + c0);
+            }
             v16 p00, p01, p10, p11;
             memcpy(&p00, r0 + tx.i0 * k->c, sizeof p00); memcpy(&p01, r0 + tx.i1 * k->c, sizeof p01);
             memcpy(&p10, r1 + tx.i0 * k->c, sizeof p10); memcpy(&p11, r1 + tx.i1 * k->c, sizeof p11);
@@ -139,6 +144,8 @@ static void chain_block(void *vctx, size_t block) {
         if (a->output_scale[j]) memcpy(&os[j], a->output_scale[j] + c0, sizeof os[j]);
     }
     const v16 olo = (v16){0} + a->output_lo, ohi = (v16){0} + a->output_hi;
+    float inv[3] = {0, 0, 0};
+    for (size_t j = 0; j < a->outputs; j++) inv[j] = a->output_u8[j] ? 1.0f / a->output_qscale[j] : 0;
     for (size_t y = 0; y < 2 && y < h; y++) form_x(k, y, c0, t0 + (y % RING0) * row);
     for (long p = 0; 2 * p - 6 < (long)h; p++) {
         for (long y = 2 * p + 2; y <= 2 * p + 3; y++) {
@@ -163,7 +170,7 @@ static void chain_block(void *vctx, size_t block) {
                 memcpy(&u, r4 + x * PB, sizeof u); acc += u;
                 for (size_t j = 0; j < a->outputs; j++) {
                     const v16 v = a->output_scale[j] ? VCLAMP(acc * os[j], olo, ohi) : acc;
-                    if (a->output_u8[j]) store16_u8((uint8_t *)a->output[j] + o, &v, a->output_qscale[j], 0);
+                    if (a->output_u8[j]) store16_u8((uint8_t *)a->output[j] + o, &v, inv[j], 0);
                     else store16((char *)a->output[j] + o * (a->output_bf16[j] ? 2 : 4), &v, a->output_bf16[j]);
                 }
             }

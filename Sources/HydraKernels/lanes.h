@@ -38,14 +38,15 @@ static inline __attribute__((always_inline)) void store16(void *p, const v16 *v,
     memcpy(p, &h, sizeof h);
 }
 
-/* 16 values to `p` as u8, as hydra_int8_quantize does: clamp(rint(v * (1 / scale)) + zero, 0, 255).
-   Clamped to [-zero, 255 - zero] before rounding (the same result: the bounds are integers), where
-   adding and removing 1.5 x 2^23 rounds to nearest even. */
-static inline __attribute__((always_inline)) void store16_u8(uint8_t *p, const v16 *v, float scale, int32_t zero) {
+/* 16 values to `p` as u8, as hydra_int8_quantize does: clamp(rint(v * inv) + zero, 0, 255) with
+   inv = 1 / scale (the caller divides once, not per store). Clamped to [-zero, 255 - zero] before
+   rounding (the same result: the bounds are integers), where adding and removing 1.5 x 2^23 rounds
+   to nearest even. */
+static inline __attribute__((always_inline)) void store16_u8(uint8_t *p, const v16 *v, float inv, int32_t zero) {
     typedef int32_t i32x16 __attribute__((vector_size(64)));
     typedef uint8_t u8x16 __attribute__((vector_size(16)));
     const v16 none = {0}, lo = none - (float)zero, hi = none + (float)(255 - zero), magic = none + 0x1.8p23f;
-    v16 q = VCLAMP(*v * (1.0f / scale), lo, hi);
+    v16 q = VCLAMP(*v * inv, lo, hi);
     q = (q + magic) - magic + (float)zero;
     const u8x16 b = __builtin_convertvector(__builtin_convertvector(q, i32x16), u8x16);
     memcpy(p, &b, sizeof b);

@@ -23,7 +23,7 @@ typedef struct {
     const void *in;
     void *out;
     int in_format, out_format;
-    float scale;
+    float scale, inv;
     int32_t zero;
     size_t h, w, c;
 } pool_ctx;
@@ -83,7 +83,7 @@ static void pool_pair(void *vctx, size_t pair) {
     do {                                                                                            \
         const v16 v_ = (v);                                                                         \
         char *d_ = out + ((r) * w * c + (x) * c + c0) * ob;                                         \
-        if (p->out_format == HYDRA_U8) store16_u8((uint8_t *)d_, &v_, p->scale, p->zero);           \
+        if (p->out_format == HYDRA_U8) store16_u8((uint8_t *)d_, &v_, p->inv, p->zero);           \
         else store16(d_, &v_, p->out_format == HYDRA_BF16);                                         \
     } while (0)
     for (; c0 < c; c0 += 16) POOL_PAIR(v16, VMAX, LOADF, STOREF);
@@ -94,7 +94,7 @@ int hydra_maxpool5_typed(const void *in, int in_format, void *out, int out_forma
     const int known = in_format >= HYDRA_F32 && in_format <= HYDRA_U8 && out_format >= HYDRA_F32 && out_format <= HYDRA_U8;
     if (!known || channels % 16 != 0 || height == 0 || width == 0 || (in_format == HYDRA_U8 && out_format != HYDRA_U8)) return -1;
     if (in_format != HYDRA_U8 && out_format == HYDRA_U8 && (!(scale > 0) || zero < 0 || zero > 255)) return -1;
-    pool_ctx p = {in, out, in_format, out_format, scale, zero, height, width, channels};
+    pool_ctx p = {in, out, in_format, out_format, scale, out_format == HYDRA_U8 ? 1.0f / scale : 0, zero, height, width, channels};
     hydra_parallelize_1d(pool, pool_pair, &p, (height + 1) / 2);
     return 0;
 }

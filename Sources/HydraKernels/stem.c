@@ -18,7 +18,7 @@ typedef struct {
        u8 in the quantization of the int8 layer after it. */
     uint16_t *out16;
     uint8_t *out8;
-    float qscale;
+    float qinv;
     int32_t qzero;
     size_t h, wd, ow, oc;
     float lo, hi;
@@ -42,7 +42,7 @@ static inline __attribute__((always_inline)) void store_bf16(uint16_t *dst, cons
 
 static inline __attribute__((always_inline)) void store_out(const stem_ctx *k, size_t at, const v16 *v) {
     if (k->out8) {
-        store16_u8(k->out8 + at, v, k->qscale, k->qzero);
+        store16_u8(k->out8 + at, v, k->qinv, k->qzero);
     } else if (k->out16) {
         store_bf16(k->out16 + at, v);
     } else {
@@ -120,7 +120,7 @@ static int stem(const uint8_t *rgb, size_t height, size_t width, const float mea
                 uint16_t *out16, uint8_t *out8, float qscale, int32_t qzero, pthreadpool_t pool) {
     if (out_channels == 0 || out_channels % 16 != 0 || height == 0 || width == 0) return -1;
     if (out8 && (!(qscale > 0) || qzero < 0 || qzero > 255)) return -1;
-    stem_ctx k = { rgb, weights, bias, out, out16, out8, qscale, qzero, height, width, (width + 1) / 2, out_channels, lo, hi, {{0}} };
+    stem_ctx k = { rgb, weights, bias, out, out16, out8, out8 ? 1.0f / qscale : 0, qzero, height, width, (width + 1) / 2, out_channels, lo, hi, {{0}} };
     for (int c = 0; c < 3; c++) /* the reference's arithmetic, as in hydra_preprocess_rgb8 */
         for (int v = 0; v < 256; v++) k.lut[c][v] = ((float)v / 255.0f - mean[c]) / std[c];
     hydra_parallelize_1d(pool, stem_row, &k, (height + 1) / 2);
