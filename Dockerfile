@@ -17,7 +17,7 @@ RUN apt-get update \
 # A plain path (not file://) so that git also finds OWNER/NAME.git for a URL without the suffix.
 RUN if [ -n "$GIT_MIRROR" ]; then git config --global url."${GIT_MIRROR}/".insteadOf https://github.com/; fi
 WORKDIR /src
-COPY Package.swift ./
+COPY Package.swift Package.resolved ./
 COPY Sources ./Sources
 COPY Tests ./Tests
 # The commit hydra_build_info reports (make container passes it; the image has no .git).

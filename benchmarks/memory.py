@@ -2,7 +2,7 @@
 """What each model replica costs in memory, and how fast the service is ready. Writes benchmarks/MEMORY.md.
 
 1. In-process: `hydra bench --replicas N --json` at each size, with the replicas sharing packed
-   weights (the default) and, as the baseline in the same script, with HYDRA_PRIVATE_WEIGHTS=1.
+   weights (the default) and, as the baseline in the same script, with --private-weights.
 2. The service: `hydra serve --workers W --threads-per-worker 1` for W = 1 and W = 3, every worker made
    to run frames (W concurrent clients, several rounds); what each worker beyond the first adds to
    the process's RSS, next to its activation arena.
@@ -31,12 +31,8 @@ from service import Server  # noqa: E402
 
 
 def replicas(hydra, size, n, private):
-    env = dict(os.environ)
-    env.pop("HYDRA_PRIVATE_WEIGHTS", None)
-    if private:
-        env["HYDRA_PRIVATE_WEIGHTS"] = "1"
-    p = subprocess.run([hydra, "bench", "--replicas", str(n), "--size", size, "--threads", "1", "--json"],
-                       capture_output=True, text=True, check=True, env=env)
+    p = subprocess.run([hydra, "bench", "--replicas", str(n), "--size", size, "--threads", "1", "--json"]
+                       + (["--private-weights"] if private else []), capture_output=True, text=True, check=True)
     return json.loads(p.stdout)
 
 
@@ -110,7 +106,7 @@ def main():
             adds = ", ".join(f"{x['total_mib']:.1f}" for x in later)
             xnn = f"{statistics.mean(x['xnnpack_packed_mib'] for x in later):.2f} / {statistics.mean(x['xnnpack_setup_mib'] for x in later):.2f}"
             ok = r["worst_additional_mib"] <= r["target_mib"]
-            label = "private (HYDRA_PRIVATE_WEIGHTS=1, baseline)" if private else "shared (default)"
+            label = "private (--private-weights, baseline)" if private else "shared (default)"
             if not private:
                 verdicts.append(ok)
             line = (f"| {size} | {label} | {adds} | {r['activations_mib']:.1f} | {r['target_mib']:.1f} | {xnn} | "

@@ -43,8 +43,12 @@ struct Graph: Sendable {
     var segmentation = 0, depth = 0
     var normals: Int?
 
+    /// Which layers run on Hydra's own kernels (A/B switches).
+    let options: EngineOptions
+
     /// Built once per model (see `Model.graph`); replicas share it.
-    init(layers: ModelLayers) {
+    init(layers: ModelLayers, options: EngineOptions = EngineOptions()) {
+        self.options = options
         input = tensor(3)
         var x = stem(layers)
         var cin = 32
@@ -103,7 +107,7 @@ struct Graph: Sendable {
     private mutating func conv(_ name: String, _ x: Int, _ layers: ModelLayers) -> Int {
         let c = layers.convs[name]!
         if c.kernel == 3, c.groups == c.inputChannels, c.groups == c.outputChannels, c.inputChannels % 16 == 0,
-           c.stride == 1 || c.stride == 2, ProcessInfo.processInfo.environment["HYDRA_XNNPACK_DEPTHWISE"] == nil { // A/B
+           c.stride == 1 || c.stride == 2, options.ownDepthwise {
             // [channel][ky][kx] to [ky][kx][channel].
             var w = [Float](repeating: 0, count: 9 * c.outputChannels)
             for ch in 0..<c.outputChannels { for t in 0..<9 { w[t * c.outputChannels + ch] = c.weights[ch * 9 + t] } }
@@ -119,7 +123,7 @@ struct Graph: Sendable {
     private mutating func stem(_ layers: ModelLayers) -> Int {
         let c = layers.convs["layer1"]!
         guard c.kernel == 3, c.stride == 2, c.groups == 1, c.inputChannels == 3, c.outputChannels % 16 == 0,
-              ProcessInfo.processInfo.environment["HYDRA_XNNPACK_STEM"] == nil // for A/B benchmarks
+              options.ownStem
         else { return conv("layer1", input, layers) }
         // [out][ky][kx][in] (XNNPACK's order) to [ky][kx][in][out].
         let taps = 27, outs = c.outputChannels
@@ -133,14 +137,13 @@ struct Graph: Sendable {
 
     /// XNNPACK pads output channels to 16; for a head with fewer outputs than that the direct kernel
     /// does the real work only.
-    static func usesHeadKernel(_ c: FoldedConv) -> Bool {
-        c.kernel == 3 && c.stride == 1 && c.groups == 1 && c.inputChannels % 16 == 0 && c.outputChannels < 16
-            && ProcessInfo.processInfo.environment["HYDRA_XNNPACK_HEADS"] == nil // for A/B benchmarks
+    func usesHeadKernel(_ c: FoldedConv) -> Bool {
+        c.kernel == 3 && c.stride == 1 && c.groups == 1 && c.inputChannels % 16 == 0 && c.outputChannels < 16 && options.ownHeads
     }
 
     private mutating func head(_ name: String, _ x: Int, _ layers: ModelLayers) -> Int {
         let c = layers.convs[name]!
-        guard Self.usesHeadKernel(c) else { return conv(name, x, layers) }
+        guard usesHeadKernel(c) else { return conv(name, x, layers) }
         let out = tensor(c.outputChannels)
         steps.append(.head(name, input: x, output: out))
         return out

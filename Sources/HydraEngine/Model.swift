@@ -65,7 +65,12 @@ public final class Model: Sendable {
     let graph: Graph
     let fusedGraph: Graph
     /// The first replica's packed weights, reused by later replicas.
-    let packedWeights = SharedPackedWeights()
+    let packedWeights: SharedPackedWeights
+    /// The engine switches this model was built with (A/B measurements; the defaults otherwise).
+    public let options: EngineOptions
+    /// Whether replicas after the first reuse its packed weights (the options allow it and XNNPACK
+    /// allocates through Hydra).
+    public var sharesPackedWeights: Bool { packedWeights.enabled }
     /// bf16 (and later int8) packings of the weights, made on first use and shared by replicas.
     let reducedWeights = ReducedPrecisionWeights()
 
@@ -77,7 +82,9 @@ public final class Model: Sendable {
     }
 
     /// Loads and validates parameters; every official name must be present with its shape.
-    public init(source: ParameterSource, info: ModelInfo) throws {
+    public init(source: ParameterSource, info: ModelInfo, options: EngineOptions = EngineOptions()) throws {
+        self.options = options
+        packedWeights = SharedPackedWeights(enabled: options.sharePackedWeights)
         let shapes = source.parameterShapes
         let arch = try Architecture.infer(shapes: shapes)
         try arch.validate(shapes)
@@ -146,20 +153,28 @@ public final class Model: Sendable {
         }
         self.convs = convs
         self.scales = scales
-        graph = Graph(layers: ModelLayers(convs: convs, scales: scales, hasNormals: arch.hasNormals))
+        graph = Graph(layers: ModelLayers(convs: convs, scales: scales, hasNormals: arch.hasNormals), options: options)
         fusedGraph = graph.fusingResidualAdds(convs).fusingResizeIntoChain(convs)
     }
 
-    /// The same weights with other metadata (a calibration added): shares the folded layers and
-    /// the graph, not the packed caches.
-    public init(_ model: Model, info: ModelInfo) throws {
+    /// The same weights with other metadata (a calibration added) or other engine options: shares
+    /// the folded layers (and the graph when the options are the same), not the packed caches.
+    public init(_ model: Model, info: ModelInfo? = nil, options: EngineOptions? = nil) throws {
+        let info = info ?? model.info
         try info.validate()
         architecture = model.architecture
         self.info = info
         convs = model.convs
         scales = model.scales
-        graph = model.graph
-        fusedGraph = model.fusedGraph
+        self.options = options ?? model.options
+        packedWeights = SharedPackedWeights(enabled: self.options.sharePackedWeights)
+        if self.options == model.options {
+            graph = model.graph
+            fusedGraph = model.fusedGraph
+        } else {
+            graph = Graph(layers: ModelLayers(convs: convs, scales: scales, hasNormals: model.architecture.hasNormals), options: self.options)
+            fusedGraph = graph.fusingResidualAdds(convs).fusingResizeIntoChain(convs)
+        }
     }
 
     /// Loads a safetensors file written by `hydra convert` (or any file with the official names);

@@ -14,10 +14,12 @@ public final class SharedPackedWeights: @unchecked Sendable {
     /// For each graph step: the first replica's buffers from creating its operator (not the operator itself).
     private var buffers: [Int: [UnsafeMutableRawPointer]] = [:]
 
-    /// False when the environment says HYDRA_PRIVATE_WEIGHTS=1 (for A/B measurements), or when
-    /// XNNPACK was initialised before Hydra could give it its allocator.
-    public static var enabled: Bool {
-        ProcessInfo.processInfo.environment["HYDRA_PRIVATE_WEIGHTS"] != "1" && XNNPACKRuntime.usesHydraAllocator
+    /// False when the model's options turn sharing off (A/B measurements), or when XNNPACK was
+    /// initialised before Hydra could give it its allocator.
+    public let enabled: Bool
+
+    init(enabled: Bool) {
+        self.enabled = enabled && XNNPACKRuntime.usesHydraAllocator
     }
 
     deinit {
@@ -27,7 +29,7 @@ public final class SharedPackedWeights: @unchecked Sendable {
     /// Creates an operator with `create` while recording what XNNPACK allocates, then either lists
     /// its buffers (first replica) or swaps them for the listed ones.
     func create(step: Int, _ create: () -> (xnn_status, xnn_operator_t?)) -> (xnn_status, xnn_operator_t?) {
-        guard Self.enabled else { return create() }
+        guard enabled else { return create() }
         hydra_xnn_record_begin()
         let (status, op) = create()
         var pointers = [UnsafeMutableRawPointer?](repeating: nil, count: 16)

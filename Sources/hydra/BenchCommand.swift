@@ -28,6 +28,11 @@ struct BenchCommand: ParsableCommand {
     @Option(help: "With --frame: the predict query, as in the URL.") var query = "outputs=segmentation,depth"
     @Flag(help: "With --frame: time PNG encoding of each picture output at zlib levels 1, 3, 6, 9 and each choice of row filters.")
     var png = false
+    @Option(help: ArgumentHelp("For A/B measurements: layers to run on XNNPACK instead of Hydra's own kernels, comma-separated: depthwise, stem, heads.",
+                               valueName: "layers"))
+    var xnnpack: String?
+    @Flag(help: "For A/B measurements: every replica packs its own weights (no sharing between replicas).")
+    var privateWeights = false
     @Option(help: "Instead of timing: the memory each of this many replicas adds (packed at creation, then after one run).")
     var replicas: Int?
 
@@ -37,7 +42,7 @@ struct BenchCommand: ParsableCommand {
         let parts = size.lowercased().split(separator: "x").compactMap { Int($0) }
         guard parts.count == 2, parts[0] >= 32, parts[1] >= 32 else { throw CLIError("--size must be WxH with both sides >= 32") }
         let (w, h) = (parts[0], parts[1])
-        let model = try ModelLoading.load(self.model)
+        let model = try Model(try ModelLoading.load(self.model), options: try engineOptions())
         if let replicas { return try measureReplicas(replicas, model: model, width: w, height: h) }
         let loadStart = Date()
         let replica = try ModelLoading.replica(model, threads: threads, precision: precision)
@@ -206,7 +211,7 @@ struct BenchCommand: ParsableCommand {
             let obj: [String: Any] = [
                 "width": width, "height": height, "threads": threads, "loaded_mib": loaded, "replicas": rows,
                 "worst_additional_mib": worst, "activations_mib": arena, "target_mib": arena + 10,
-                "shared_weights": SharedPackedWeights.enabled,
+                "shared_weights": model.sharesPackedWeights,
             ]
             let data = try JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys])
             print(String(decoding: data, as: UTF8.self))
@@ -214,5 +219,19 @@ struct BenchCommand: ParsableCommand {
             print(String(format: "each replica after the first: at most +%.1f MiB; target: activations + 10 MiB = %.1f MiB: %@",
                          worst, arena + 10, verdict))
         }
+    }
+
+    /// `--xnnpack` and `--private-weights` as the engine's options.
+    private func engineOptions() throws -> EngineOptions {
+        var o = EngineOptions(sharePackedWeights: !privateWeights)
+        for name in (xnnpack ?? "").split(separator: ",").map({ $0.trimmingCharacters(in: .whitespaces) }) where !name.isEmpty {
+            switch name {
+            case "depthwise": o.ownDepthwise = false
+            case "stem": o.ownStem = false
+            case "heads": o.ownHeads = false
+            default: throw CLIError("--xnnpack takes depthwise, stem and heads, not '\(name)'")
+            }
+        }
+        return o
     }
 }

@@ -91,11 +91,31 @@ final class EngineTests: XCTestCase {
         for r in 0..<2 { for i in 0..<4 { XCTAssertEqual(results[r * 4 + i], expected[i]) } }
     }
 
+    /// With the options off, every replica packs its own copy (the A/B baseline) and the results are the same;
+    /// the own kernels switched off for XNNPACK's give the same network within rounding.
+    func testEngineOptionsSwitchSharingAndKernels() throws {
+        let base = try DefaultModel.untrained()
+        let px = image(96, 64, seed: 22)
+        let want = try run(try ModelReplica(model: base, threads: 1), px, 96, 64)
+        let alone = try Model(base, options: EngineOptions(sharePackedWeights: false))
+        XCTAssertFalse(alone.sharesPackedWeights)
+        _ = try ModelReplica(model: alone, threads: 1)
+        let before = hydra_xnn_aligned_bytes()
+        let second = try ModelReplica(model: alone, threads: 1)
+        XCTAssertGreaterThan(hydra_xnn_aligned_bytes() - before, 10 << 20, "a private copy of the packed weights")
+        XCTAssertEqual(try run(second, px, 96, 64).logits, want.logits)
+        let xnn = try Model(base, options: EngineOptions(ownDepthwise: false, ownStem: false, ownHeads: false))
+        XCTAssertFalse(xnn.graph.steps.contains { if case .depthwise = $0 { true } else if case .stem = $0 { true } else if case .head = $0 { true } else { false } })
+        let got = try run(try ModelReplica(model: xnn, threads: 1), px, 96, 64)
+        let error = zip(got.logits, want.logits).map { abs($0 - $1) }.reduce(0, +) / want.logits.map(abs).reduce(0, +)
+        XCTAssertLessThan(error, 1e-4, "XNNPACK's kernels compute the same network, up to the order of the sums")
+    }
+
     /// A second replica reuses the first one's packed weights (XNNPACK would give it a copy), gives the
     /// same results, and keeps working when the first is gone; a replica made after that shares too.
     func testLaterReplicasSharePackedWeights() throws {
         let model = try DefaultModel.untrained()
-        XCTAssertTrue(SharedPackedWeights.enabled, "XNNPACK must allocate through Hydra's allocator")
+        XCTAssertTrue(model.sharesPackedWeights, "XNNPACK must allocate through Hydra's allocator")
         let px = image(96, 64, seed: 21)
         var before = hydra_xnn_aligned_bytes()
         var first: ModelReplica? = try ModelReplica(model: model, threads: 1)
