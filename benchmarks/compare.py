@@ -1,10 +1,13 @@
 #!/usr/bin/env python3
 """Hydra against ONNX Runtime, OpenVINO and PyTorch on the same weights, interleaved, one script.
 
-Builds a checkpoint of the official architecture (test reference, random weights with realistic
-BatchNorm statistics), converts it with `hydra convert` for Hydra and exports it to ONNX for the
-others. For every size and thread count, engines run in interleaved blocks (each block: a few
-timed runs of every engine) so machine noise hits all alike. Hydra's time includes its uint8 ->
+Runs the built-in trained weights (Sources/HydraEngine/Resources/default.safetensors, the official
+parameter names) in every engine: as they are for Hydra, loaded into the test reference network for
+PyTorch and exported to ONNX for the others (`--weights random`: a random checkpoint with realistic
+BatchNorm statistics instead, converted with `hydra convert`). Trained weights matter for int8: the
+calibration keeps in bf16 only the layers that int8 would hurt, which on random weights are many.
+For every size and thread count, engines run in interleaved blocks (each block: a few timed runs of
+every engine) so machine noise hits all alike. Hydra's time includes its uint8 ->
 float preprocessing; the others get a ready float tensor. Writes benchmarks/RESULTS.md.
 
 Reduced precision, where the CPU has AVX512-BF16 / AVX512-VNNI: Hydra bf16 and int8 against
@@ -197,11 +200,21 @@ def main():
     ap.add_argument("--threads", default="1,2")
     ap.add_argument("--classes", type=int, default=6)
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "RESULTS.md"))
+    ap.add_argument("--weights", choices=["built-in", "random"], default="built-in")
     a = ap.parse_args()
     tmp = pathlib.Path(tempfile.mkdtemp(prefix="hydra-bench-"))
-    model = randomise(MultiTaskRefineNet(a.classes, False), seed=2019)
-    torch.save({"state_dict": model.state_dict()}, tmp / "m.ckpt")
-    subprocess.run([a.hydra, "convert", str(tmp / "m.ckpt"), str(tmp / "m.safetensors")], check=True, capture_output=True)
+    if a.weights == "built-in":
+        import shutil
+        import safetensors_reader
+        weights = ROOT / "Sources/HydraEngine/Resources/default.safetensors"
+        model = MultiTaskRefineNet(6, False)
+        model.load_state_dict({k: torch.from_numpy(v.astype(np.float32)) for k, v in safetensors_reader.read(weights).items()})
+        model.eval()
+        shutil.copy(weights, tmp / "m.safetensors")
+    else:
+        model = randomise(MultiTaskRefineNet(a.classes, False), seed=2019)
+        torch.save({"state_dict": model.state_dict()}, tmp / "m.ckpt")
+        subprocess.run([a.hydra, "convert", str(tmp / "m.ckpt"), str(tmp / "m.safetensors")], check=True, capture_output=True)
     if INT8:
         images = scenes(tmp)
         subprocess.run([a.hydra, "calibrate", "--model", str(tmp / "m.safetensors"), "--images", str(images[0].parent),
@@ -265,7 +278,7 @@ def write(a, rows, raw, v, per_block):
              f"- date: {datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds')}",
              f"- machine: {v['cpu']}, {v['cores']} cores, AVX-512: {v['avx512f']}",
              f"- versions: onnxruntime {v['onnxruntime']}, openvino {v['openvino']}, torch {v['torch']}, numpy {v['numpy']}, python {v['python']}",
-             f"- method: batch 1, same weights ({a.classes} classes, 2 heads), {a.blocks} interleaved blocks x {per_block} timed runs per engine "
+             f"- method: batch 1, same weights ({'the built-in trained model' if a.weights == 'built-in' else 'random'}, {a.classes} classes, 2 heads), {a.blocks} interleaved blocks x {per_block} timed runs per engine "
              "after warm-up; Hydra's time includes uint8 -> float preprocessing; ORT with all graph optimisations, "
              "OpenVINO with the LATENCY hint and f32 inference precision (its default on this CPU is bfloat16, "
              "listed separately: not the same computation); GFLOP/s = convolution FLOPs / median time; "

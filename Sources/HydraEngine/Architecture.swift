@@ -1,5 +1,6 @@
 /// The multi-task Light-Weight RefineNet of Nekrasov et al. (ICRA 2019) on MobileNetV2,
-/// described by its official parameter names and shapes (docs: MODEL.md).
+/// described by its official parameter names and shapes (the authors' checkpoints' state dict; the
+/// list below is checked against a checkpoint of the reference network in Tests/Reference).
 public struct Architecture: Sendable, Equatable {
     public var numClasses: Int
     /// Three-task checkpoints add a surface-normals head.

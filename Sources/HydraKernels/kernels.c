@@ -80,11 +80,12 @@ void vmax_pair(const float *const rows[6], size_t at, v16 *top, v16 *bottom) {
     *bottom = VMAX(shared, r5);
 }
 
-/* The epilogue and store of one output pixel's 16 channels at offset o. */
-static inline __attribute__((always_inline)) void pool_store(const pool_ctx *p, size_t o, v16 v, v16 scale) {
+/* The epilogue and store of one output pixel's 16 channels at offset o (vectors by address: vec.h). */
+static inline __attribute__((always_inline)) void pool_store(const pool_ctx *p, size_t o, const v16 *pooled, const v16 *scale) {
+    v16 v = *pooled;
     if (p->scale) {
         v16 xs;
-        v *= scale;
+        v *= *scale;
         memcpy(&xs, p->x + o, sizeof xs);
         xs += v;
         memcpy(p->x_out + o, &xs, sizeof xs);
@@ -108,8 +109,9 @@ void pool_block(const pool_ctx *p, const float *const rows[6], size_t y, int two
     if (p->scale) memcpy(&scale, p->scale + c0, sizeof scale);
     for (size_t x = 0; x < w; x++) {
         const size_t o = (y * w + x) * c + c0;
-        pool_store(p, o, VMAX(VMAX(VMAX(t0, t1), VMAX(t2, t3)), t4), scale);
-        if (two) pool_store(p, o + w * c, VMAX(VMAX(VMAX(b0, b1), VMAX(b2, b3)), b4), scale);
+        const v16 top = VMAX(VMAX(VMAX(t0, t1), VMAX(t2, t3)), t4), bottom = VMAX(VMAX(VMAX(b0, b1), VMAX(b2, b3)), b4);
+        pool_store(p, o, &top, &scale);
+        if (two) pool_store(p, o + w * c, &bottom, &scale);
         t0 = t1; t1 = t2; t2 = t3; t3 = t4;
         b0 = b1; b1 = b2; b2 = b3; b3 = b4;
         vmax_pair(rows, (x + 3 < w ? x + 3 : w - 1) * c + c0, &t4, &b4);

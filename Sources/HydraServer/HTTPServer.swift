@@ -175,7 +175,9 @@ final class HTTPServer {
         beginDrain(signal: signum)
     }
 
-    /// Runs the loop until drained. Returns the process exit status.
+    /// Runs the loop until drained. The exit status is 0 also when the drain timeout cut work off: a
+    /// requested shutdown that happened is a success to the supervisor (Kubernetes, systemd), and the
+    /// log says what was cut off (docs/OPERATIONS.md, "Exit status").
     func run() -> Int32 {
         uv_run(loop, UV_RUN_DEFAULT)
         return 0

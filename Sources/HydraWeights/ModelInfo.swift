@@ -30,7 +30,7 @@ public enum Preset: String, Codable, Sendable, CaseIterable {
     }
 
     /// Colour of class i. KITTI indexes its colour map with the class id; NYUD with id + 1
-    /// (entry 0 is black, kept for void): see shared/data/classes.json.
+    /// (entry 0 is black, kept for void), as the data sets' own colour maps do.
     public var colours: [[UInt8]] {
         switch self {
         case .kitti: return [[128, 128, 128], [128, 0, 0], [128, 64, 128], [0, 0, 192], [128, 128, 0], [64, 0, 128]]
