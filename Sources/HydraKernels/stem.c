@@ -85,8 +85,12 @@ static void stem_row(void *vctx, size_t oy) {
             size_t p = 0;
             for (; p + 4 <= n; p += 4) {
                 v16 a0 = bias, a1 = bias, a2 = bias, a3 = bias;
+                /* Fully unrolled, so each weight vector is a register, not a stack slot per tap. */
+#pragma clang loop unroll(full)
                 for (int ky = 0; ky < 3; ky++)
+#pragma clang loop unroll(full)
                     for (int kx = 0; kx < 3; kx++)
+#pragma clang loop unroll(full)
                         for (int c = 0; c < 3; c++) {
                             const v16 w = wt[(ky * 3 + kx) * 3 + c];
                             a0 += in[ky][2 * p + kx][c] * w;
