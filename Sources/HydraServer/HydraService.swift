@@ -464,7 +464,7 @@ public final class HydraService: RequestHandler {
     /// swap; requests in flight finish on the pools they are in; a failure keeps what was served.
     func reload() {
         guard let catalog else {
-            return logger.notice("SIGHUP received: these models were given in memory; there is nothing to read again")
+            return logger.notice("SIGHUP received: no model folder or list was given (the built-in model, or models given in memory); nothing to read again")
         }
         guard !repository.reloading else { return logger.warning("SIGHUP received while a reload is running; ignored") }
         let wanted: [ModelSpec]

@@ -52,12 +52,12 @@ final class ServerMetrics: @unchecked Sendable {
             queueWait = histogram("queue_wait", Help.queueWait)
             network = histogram("network", Help.network)
             stages = Dictionary(uniqueKeysWithValues: ServerMetrics.stages.map { ($0, histogram("stage", Help.stage, [("stage", $0)])) })
-            queueDepth = r.makeGauge(name: "hydra_queue_depth", labels: labels, help: Help.queueDepth)
-            inFlight = r.makeGauge(name: "hydra_inflight_requests", labels: labels, help: Help.inFlight)
-            busy = r.makeGauge(name: "hydra_busy_workers", labels: labels, help: Help.busy)
-            workers = r.makeGauge(name: "hydra_workers", labels: labels, help: Help.workers)
+            queueDepth = r.gauge("hydra_queue_depth", labels, help: Help.queueDepth)
+            inFlight = r.gauge("hydra_inflight_requests", labels, help: Help.inFlight)
+            busy = r.gauge("hydra_busy_workers", labels, help: Help.busy)
+            workers = r.gauge("hydra_workers", labels, help: Help.workers)
             rejections = Dictionary(uniqueKeysWithValues: ServerMetrics.modelRejections.map {
-                ($0, r.makeCounter(name: "hydra_rejections_total", labels: labels + [("reason", $0)], help: Help.rejections))
+                ($0, r.counter("hydra_rejections_total", labels + [("reason", $0)], help: Help.rejections))
             })
         }
     }
@@ -75,27 +75,27 @@ final class ServerMetrics: @unchecked Sendable {
 
     init(build: BuildInfo = .current, precision: String = "f32") {
         let r = registry
-        bytesIn = r.makeCounter(name: "hydra_received_bytes_total", help: "Bytes received from clients.")
-        bytesOut = r.makeCounter(name: "hydra_sent_bytes_total", help: "Bytes sent to clients.")
-        connections = r.makeGauge(name: "hydra_open_connections", help: "Client connections open now.")
-        connectionMemory = r.makeGauge(name: "hydra_connection_memory_bytes", help: "Bytes held by request bodies and unsent answers.")
-        connectionMemoryLimit = r.makeGauge(name: "hydra_connection_memory_limit_bytes",
+        bytesIn = r.counter("hydra_received_bytes_total", help: "Bytes received from clients.")
+        bytesOut = r.counter("hydra_sent_bytes_total", help: "Bytes sent to clients.")
+        connections = r.gauge("hydra_open_connections", help: "Client connections open now.")
+        connectionMemory = r.gauge("hydra_connection_memory_bytes", help: "Bytes held by request bodies and unsent answers.")
+        connectionMemoryLimit = r.gauge("hydra_connection_memory_limit_bytes",
                                             help: "Bytes request bodies and unsent answers may hold together (from --max-memory).")
-        rss = r.makeGauge(name: "process_resident_memory_bytes", help: "Resident memory size in bytes.")
-        cpu = r.makeCounter(name: "process_cpu_seconds_total", help: "Total user and system CPU time spent in seconds.")
-        fds = r.makeGauge(name: "process_open_fds", help: "Number of open file descriptors.")
-        r.makeGauge(name: "process_start_time_seconds", help: "Start time of the process since the Unix epoch in seconds.")
+        rss = r.gauge("process_resident_memory_bytes", help: "Resident memory size in bytes.")
+        cpu = r.counter("process_cpu_seconds_total", help: "Total user and system CPU time spent in seconds.")
+        fds = r.gauge("process_open_fds", help: "Number of open file descriptors.")
+        r.gauge("process_start_time_seconds", help: "Start time of the process since the Unix epoch in seconds.")
             .set(Date().timeIntervalSince1970)
-        logLinesDropped = r.makeCounter(name: "hydra_log_lines_dropped_total",
+        logLinesDropped = r.counter("hydra_log_lines_dropped_total",
                                         help: "Log lines dropped because standard error was not read fast enough.")
-        r.makeGauge(name: "hydra_build_info", labels: [("version", build.version), ("commit", build.commit), ("isa", build.isa),
+        r.gauge("hydra_build_info", [("version", build.version), ("commit", build.commit), ("isa", build.isa),
                                                         ("precision", precision)],
                     help: "1, labelled with the build: version, commit, the kernels' instruction set, the default precision.").set(Int64(1))
         reloads = Dictionary(uniqueKeysWithValues: ["ok", "failed"].map {
-            ($0, r.makeCounter(name: "hydra_model_reloads_total", labels: [("result", $0)], help: Help.reloads))
+            ($0, r.counter("hydra_model_reloads_total", [("result", $0)], help: Help.reloads))
         })
         for reason in Self.connectionRejections {
-            connectionRejections[reason] = r.makeCounter(name: "hydra_rejections_total", labels: [("model", ""), ("reason", reason)],
+            connectionRejections[reason] = r.counter("hydra_rejections_total", [("model", ""), ("reason", reason)],
                                                          help: Help.rejections)
         }
     }
@@ -116,7 +116,7 @@ final class ServerMetrics: @unchecked Sendable {
         lock.lock()
         defer { lock.unlock() }
         if let old = m.info { registry.unregisterGauge(old) }
-        let g = registry.makeGauge(name: "hydra_model_info", labels: [("model", name), ("version", version), ("precision", precision),
+        let g = registry.gauge("hydra_model_info", [("model", name), ("version", version), ("precision", precision),
                                                                         ("source", source)], help: Help.modelInfo)
         g.set(Int64(1))
         m.info = g
@@ -134,7 +134,7 @@ final class ServerMetrics: @unchecked Sendable {
     }
 
     func request(model: String, route: String, code: Int, seconds: Double) {
-        registry.makeCounter(name: "hydra_requests_total", labels: [("model", model), ("route", route), ("code", "\(code)")],
+        registry.counter("hydra_requests_total", [("model", model), ("route", route), ("code", "\(code)")],
                              help: Help.requests).increment()
         guard !model.isEmpty, (200..<300).contains(code) else { return }
         registry.makeDurationHistogram(descriptor: MetricNameDescriptor(namespace: "hydra", metricName: "request_duration", unitName: "seconds",
@@ -204,6 +204,17 @@ public struct BuildInfo: Sendable {
         let ok = !commit.isEmpty && commit.count <= 64 && commit.allSatisfy { $0.isHexDigit || $0 == "-" || $0.isLetter }
         return BuildInfo(version: HydraService.version, commit: ok ? commit : "unknown", isa: String(cString: hydra_kernels_isa()))
     }()
+}
+
+private extension PrometheusCollectorRegistry {
+    /// A counter family by its full name (the registry's descriptor form, the name not split into parts).
+    func counter(_ name: String, _ labels: [(String, String)] = [], help: String) -> Counter {
+        makeCounter(descriptor: MetricNameDescriptor(metricName: name, unitName: "", helpText: help), labels: labels)
+    }
+
+    func gauge(_ name: String, _ labels: [(String, String)] = [], help: String) -> Gauge {
+        makeGauge(descriptor: MetricNameDescriptor(metricName: name, unitName: "", helpText: help), labels: labels)
+    }
 }
 
 /// Resident memory, CPU time and open descriptors of this process, from /proc.

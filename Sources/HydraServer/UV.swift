@@ -36,25 +36,19 @@ enum UV {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { uv_tcp_getpeername(tcp, $0, &length) == 0 }
         }
         guard ok else { return "" }
-        var text = [CChar](repeating: 0, count: 64)
-        switch Int32(storage.ss_family) {
-        case AF_INET:
-            return withUnsafePointer(to: &storage) {
-                $0.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { a -> String in
-                    var addr = a.pointee
-                    uv_ip4_name(&addr, &text, text.count)
-                    return "\(String(cString: text)):\(UInt16(bigEndian: a.pointee.sin_port))"
-                }
-            }
-        case AF_INET6:
-            return withUnsafePointer(to: &storage) {
-                $0.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { a -> String in
-                    var addr = a.pointee
-                    uv_ip6_name(&addr, &text, text.count)
-                    return "[\(String(cString: text))]:\(UInt16(bigEndian: a.pointee.sin6_port))"
-                }
-            }
+        let family = Int32(storage.ss_family)
+        let port: UInt16
+        switch family {
+        case AF_INET: port = withUnsafeBytes(of: storage) { $0.load(fromByteOffset: MemoryLayout<sockaddr_in>.offset(of: \.sin_port)!, as: UInt16.self) }
+        case AF_INET6: port = withUnsafeBytes(of: storage) { $0.load(fromByteOffset: MemoryLayout<sockaddr_in6>.offset(of: \.sin6_port)!, as: UInt16.self) }
         default: return ""
         }
+        var text = [CChar](repeating: 0, count: 64)
+        let named = withUnsafePointer(to: &storage) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { uv_ip_name($0, &text, text.count) == 0 }
+        }
+        guard named else { return "" }
+        let address = String(cString: text)
+        return family == AF_INET6 ? "[\(address)]:\(UInt16(bigEndian: port))" : "\(address):\(UInt16(bigEndian: port))"
     }
 }
