@@ -58,9 +58,12 @@ final class EngineTests: XCTestCase {
         XCTAssertTrue(steps.allSatisfy { !$0.label.isEmpty && $0.seconds >= 0 })
         XCTAssertTrue(steps.contains { $0.label.hasPrefix("conv 1x1 ") })
         XCTAssertTrue(steps.contains { $0.label.hasPrefix("maxpool5") })
+        // The steps' intervals lie inside the network's; how much of it they cover depends on how often
+        // this shared machine preempts the thread between steps, so that is not asserted (it failed a CI
+        // run beside a benchmark: 2.5 of 6.9 ms).
         let sum = steps.reduce(0) { $0 + $1.seconds }
         XCTAssertLessThanOrEqual(sum, profiled.networkSeconds + 1e-3)
-        XCTAssertGreaterThan(sum, profiled.networkSeconds * 0.5)
+        XCTAssertGreaterThan(sum, 0)
     }
 
     func testChangingSizeGivesTheSameResultsAsAFreshReplica() throws {
