@@ -480,7 +480,7 @@ public final class HydraService: RequestHandler {
         let job = controlJob(connectionID: 0, requestID: "reload")
         inFlight += 1
         let config = self.config
-        repository.reload(wanted.map { .init(name: $0.name, source: $0.source, precision: $0.precision) }, job: job, plan: { models in
+        repository.reload(wanted, job: job, plan: { models in
             guard let maxMemory = config.maxMemoryBytes else { return [:] }
             let plan = try MemoryPlan.fitting(maxMemory: maxMemory, models: models, workersPerModel: config.workers,
                                               maxBodyBytes: config.maxBodyBytes, maxPixels: config.maxPixels,

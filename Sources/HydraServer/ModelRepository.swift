@@ -158,13 +158,6 @@ final class ModelRepository {
         func take() -> WorkerPool? { defer { pool = nil }; return pool }
     }
 
-    /// A model the operator's folder or list names now (SIGHUP).
-    struct Wanted {
-        let name: String
-        let source: ModelSource
-        let precision: Precision
-    }
-
     /// What a reload did, for its log line.
     struct ReloadReport {
         var added: [String] = [], replaced: [String] = [], removed: [String] = [], unchanged: [String] = []
@@ -180,7 +173,7 @@ final class ModelRepository {
     /// ones finish what they hold and exit, removed ones drain and go. A model that fails to load
     /// keeps its old pool; a plan that fails keeps everything. Models busy with a repository
     /// operation are left alone.
-    func reload(_ wanted: [Wanted], job: Job, plan: @escaping ([(name: String, model: Model)]) throws -> [String: WorkerLimits],
+    func reload(_ wanted: [HydraService.ModelSpec], job: Job, plan: @escaping ([(name: String, model: Model)]) throws -> [String: WorkerLimits],
                 done: @escaping (ReloadReport, Error?) -> Void) {
         reloading = true
         // Filled by the thread, then by the commit on the loop, one after the other.
