@@ -8,7 +8,8 @@ public enum DepthFormat: String, Sendable, CaseIterable, Codable {
     case f32
     /// 16-bit grey PNG of round(depth x scale), 0 = no depth (KITTI's convention, scale 256).
     case png16
-    /// A colourised PNG for people: near is warm, far is cool, over a stated range.
+    /// A colourised PNG for people: inverse depth on a perceptual map, near light yellow, far dark
+    /// violet, over a stated range (the summary's depth_colour_range_m and legend).
     case colour
 
     public var contentType: String {
@@ -37,7 +38,7 @@ public struct EncodedDepth: Sendable {
     public var width: Int, height: Int
     /// png16: metres = value / scale.
     public var scale: Double?
-    /// colour: metres at the warm and the cool end.
+    /// colour: metres at the near (light) and the far (dark) end.
     public var range: ClosedRange<Float>?
 }
 
@@ -95,21 +96,11 @@ public enum DepthOutputs {
         return hi > lo ? lo...hi : lo...(lo + 1)
     }
 
-    /// Colour stops from near (warm) to far (cool).
-    static let ramp: [(Float, Float, Float)] = [
-        (200, 30, 30), (240, 120, 40), (250, 220, 80), (120, 200, 160), (60, 120, 200), (40, 40, 120),
-    ]
-
-    /// RGB colour of `d` on the ramp; black where there is no depth.
+    /// RGB colour of `d` on `DepthColourMap` (inverse depth over the range); black where there is no depth.
     public static func colour(_ d: Float, range: ClosedRange<Float>) -> (UInt8, UInt8, UInt8) {
         guard d.isFinite, d > 0 else { return (0, 0, 0) }
-        let t = max(0, min(1, (d - range.lowerBound) / (range.upperBound - range.lowerBound)))
-        let x = t * Float(ramp.count - 1)
-        let i = min(Int(x), ramp.count - 2)
-        let f = x - Float(i)
-        let a = ramp[i], b = ramp[i + 1]
-        func mix(_ p: Float, _ q: Float) -> UInt8 { UInt8((p + (q - p) * f).rounded()) }
-        return (mix(a.0, b.0), mix(a.1, b.1), mix(a.2, b.2))
+        let c = DepthColourMap.table[Int((DepthColourMap.position(d, range: range) * 255).rounded())]
+        return (c[0], c[1], c[2])
     }
 
     public static func colourise(_ depth: [Float], range: ClosedRange<Float>) -> [UInt8] {

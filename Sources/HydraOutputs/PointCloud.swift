@@ -1,3 +1,4 @@
+import Foundation
 import HydraImage
 import HydraWeights
 
@@ -134,23 +135,43 @@ public enum PLYWriter {
     }
 }
 
-/// The camera to back-project with: explicit values win; otherwise the model's calibration,
-/// scaled when the image size differs from the calibration's.
+/// The camera to back-project with. Explicit values win; then a horizontal field of view; otherwise
+/// the model's calibration, scaled when the frame has the calibration's shape (within 2 %). A frame
+/// of another shape did not come from that camera: it keeps square pixels (one scale factor, from
+/// the calibration's horizontal field of view) and a centred principal point, rather than
+/// stretching one axis to fit.
 public enum CameraResolver {
     public static func resolve(model: Intrinsics, width: Int, height: Int,
-                               fx: Double? = nil, fy: Double? = nil, cx: Double? = nil, cy: Double? = nil) -> (Intrinsics, note: String) {
-        var k = model
-        var note = "calibration of the model's preset (\(model.width)x\(model.height))"
-        if model.width != width || model.height != height {
+                               fx: Double? = nil, fy: Double? = nil, cx: Double? = nil, cy: Double? = nil,
+                               horizontalFOV: Double? = nil) -> (Intrinsics, note: String) {
+        let centred = (x: Double(width - 1) / 2, y: Double(height - 1) / 2)
+        var k: Intrinsics
+        var note: String
+        let aspect = Double(width) / Double(height), modelAspect = Double(model.width) / Double(model.height)
+        if let fov = horizontalFOV {
+            let f = Double(width) / 2 / tan(fov * .pi / 360)
+            k = Intrinsics(fx: f, fy: f, cx: centred.x, cy: centred.y, width: width, height: height)
+            note = String(format: "horizontal field of view %.4g degrees given by the caller: square pixels, principal point at the centre", fov)
+        } else if model.width == width && model.height == height {
+            k = model
+            note = "calibration of the model's preset (\(model.width)x\(model.height))"
+        } else if abs(aspect / modelAspect - 1) <= 0.02 {
             k = model.scaled(toWidth: width, height: height)
             note = "calibration of the model's preset scaled from \(model.width)x\(model.height) to \(width)x\(height)"
+        } else {
+            let f = model.fx * Double(width) / Double(model.width)
+            k = Intrinsics(fx: f, fy: f, cx: centred.x, cy: centred.y, width: width, height: height)
+            let fov = 2 * atan(Double(model.width) / 2 / model.fx) * 180 / .pi
+            note = String(format: "the frame's shape (%dx%d) is not the preset camera's (%dx%d): square pixels with the preset's "
+                + "horizontal field of view (%.1f degrees), principal point at the centre; pass fx/fy/cx/cy or a field of view "
+                + "for your camera", width, height, model.width, model.height, fov)
         }
         var given: [String] = []
         if let fx { k.fx = fx; given.append("fx") }
-        if let fy { k.fy = fy; given.append("fy") }
+        if let fy { k.fy = fy; given.append("fy") } else if let fx { k.fy = fx } // square pixels unless told otherwise
         if let cx { k.cx = cx; given.append("cx") }
         if let cy { k.cy = cy; given.append("cy") }
-        if !given.isEmpty { note += "; \(given.joined(separator: ", ")) given by the caller" }
+        if !given.isEmpty { note += "; \(given.joined(separator: ", ")) given by the caller" + (fx != nil && fy == nil ? " (fy = fx)" : "") }
         k.width = width
         k.height = height
         return (k, note)

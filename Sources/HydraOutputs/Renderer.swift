@@ -50,6 +50,8 @@ public struct OutputRequest: Sendable {
     public var depthFormat: DepthFormat = .npy
     public var png16Scale: Double = DepthOutputs.defaultPNG16Scale
     public var fx: Double?, fy: Double?, cx: Double?, cy: Double?
+    /// Horizontal field of view in degrees: square pixels, centred principal point (fx and friends win).
+    public var horizontalFOV: Double?
     public var stride = 1
     public var minDepth: Float = 0
     public var maxDepth: Float?
@@ -102,7 +104,8 @@ public final class Renderer: @unchecked Sendable {
         let info = model.info
         let dense = given ?? timed("upsample") { upsampler.upsample(p, width: image.width, height: image.height, fast: r.fast) }
         let (camera, cameraNote) = CameraResolver.resolve(model: info.intrinsics, width: image.width, height: image.height,
-                                                          fx: r.fx, fy: r.fy, cx: r.cx, cy: r.cy)
+                                                          fx: r.fx, fy: r.fy, cx: r.cx, cy: r.cy,
+                                                          horizontalFOV: r.horizontalFOV)
         var parts: [RenderedPart] = []
         var points: Int?
         var colourRange: ClosedRange<Float>?
@@ -187,7 +190,12 @@ public final class Renderer: @unchecked Sendable {
                 timingsMs: Dictionary(times.map { ($0.0, ($0.1 * 1000).rounded() / 1000) }, uniquingKeysWith: +), classes: classes,
                 depthMinM: all?.0, depthMedianM: all?.1, depthMaxM: all?.2,
                 camera: .init(fx: camera.fx, fy: camera.fy, cx: camera.cx, cy: camera.cy, source: cameraNote),
-                points: points, depthColourRangeM: colourRange.map { [$0.lowerBound, $0.upperBound] })
+                points: points, depthColourRangeM: colourRange.map { [$0.lowerBound, $0.upperBound] },
+                depthColourLegend: colourRange.map { range in
+                    DepthColourMap.ticks(range: range).map {
+                        .init(metres: $0.metres, position: $0.position, rgb: DepthColourMap.table[Int(($0.position * 255).rounded())])
+                    }
+                })
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
             parts.append(RenderedPart(kind: .summary, name: "summary", fileSuffix: "_summary.json", contentType: "application/json",

@@ -47,12 +47,21 @@ public struct Summary: Codable, Sendable {
     public var camera: Camera?
     public var points: Int?
     public var depthColourRangeM: [Float]?
+    /// Where round distances fall on the colour depth picture (what a legend shows).
+    public var depthColourLegend: [LegendTick]?
+
+    public struct LegendTick: Codable, Sendable {
+        public var metres: Float
+        /// 0 at the far end of the map, 1 at the near end.
+        public var position: Float
+        public var rgb: [UInt8]
+    }
 
     enum CodingKeys: String, CodingKey {
         case model, modelDescription = "model_description", preset, trained, input, note
         case networkInput = "network_input", networkOutput = "network_output", upsampling, timingsMs = "timings_ms", classes
         case depthMinM = "depth_min_m", depthMedianM = "depth_median_m", depthMaxM = "depth_max_m"
-        case camera, points, depthColourRangeM = "depth_colour_range_m"
+        case camera, points, depthColourRangeM = "depth_colour_range_m", depthColourLegend = "depth_colour_legend"
     }
 
     /// Per-class pixel counts and depth statistics over the full-resolution outputs.

@@ -117,22 +117,52 @@ final class HTTPServer {
         checkDrained()
     }
 
+    /// The socket address for `host`: a numeric IPv4 or IPv6 address as it is, otherwise a name
+    /// resolved once at start-up (`localhost`, a pod's host name), IPv4 preferred.
+    static func address(host: String, port: Int) throws -> sockaddr_storage {
+        var storage = sockaddr_storage()
+        let numeric: Int32 = withUnsafeMutablePointer(to: &storage) { p in
+            host.contains(":")
+                ? p.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { uv_ip6_addr(host, Int32(port), $0) }
+                : p.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { uv_ip4_addr(host, Int32(port), $0) }
+        }
+        if numeric == 0 { return storage }
+        var hints = addrinfo()
+        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
+        hints.ai_flags = AI_ADDRCONFIG
+        var list: UnsafeMutablePointer<addrinfo>?
+        let rc = getaddrinfo(host, String(port), &hints, &list)
+        guard rc == 0, let list else {
+            throw Problem(500, "cannot bind \(host):\(port): cannot resolve the host name (\(String(cString: gai_strerror(rc))))")
+        }
+        defer { freeaddrinfo(list) }
+        var chosen: UnsafeMutablePointer<addrinfo>?
+        var node: UnsafeMutablePointer<addrinfo>? = list
+        while let n = node {
+            if n.pointee.ai_family == AF_INET { chosen = n; break }
+            if chosen == nil, n.pointee.ai_family == AF_INET6 { chosen = n }
+            node = n.pointee.ai_next
+        }
+        guard let chosen, let addr = chosen.pointee.ai_addr else {
+            throw Problem(500, "cannot bind \(host):\(port): the name has no IPv4 or IPv6 address")
+        }
+        withUnsafeMutableBytes(of: &storage) { dst in
+            dst.copyMemory(from: UnsafeRawBufferPointer(start: addr, count: min(Int(chosen.pointee.ai_addrlen), dst.count)))
+        }
+        return storage
+    }
+
     /// Binds and listens; throws a readable message when the address cannot be used.
     func listen() throws {
         let tcp = UV.allocate(uv_tcp_t.self)
         uv_tcp_init(loop, tcp)
-        var storage = sockaddr_storage()
+        var storage: sockaddr_storage
+        do { storage = try Self.address(host: config.host, port: config.port) } catch {
+            UV.close(tcp)
+            throw error
+        }
         let rc: Int32 = withUnsafeMutablePointer(to: &storage) { p in
-            p.withMemoryRebound(to: sockaddr.self, capacity: 1) { sa in
-                var r: Int32
-                if config.host.contains(":") {
-                    r = sa.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { uv_ip6_addr(config.host, Int32(config.port), $0) }
-                } else {
-                    r = sa.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { uv_ip4_addr(config.host, Int32(config.port), $0) }
-                }
-                if r == 0 { r = uv_tcp_bind(tcp, sa, 0) }
-                return r
-            }
+            p.withMemoryRebound(to: sockaddr.self, capacity: 1) { uv_tcp_bind(tcp, $0, 0) }
         }
         guard rc == 0 else {
             UV.close(tcp)

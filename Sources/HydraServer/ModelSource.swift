@@ -35,6 +35,7 @@ public enum ModelSource: Sendable, CustomStringConvertible {
             do {
                 return try Model(safetensors: SafeTensorsFile(path: path))
             } catch let e as WeightsError {
+                if case .io = e { throw LoadError(description: "cannot load model: \(e)") } // it names the file already
                 throw LoadError(description: "cannot load model \(path): \(e)")
             } catch let e as EngineError {
                 throw LoadError(description: "cannot load model \(path): \(e)")

@@ -7,7 +7,7 @@ package struct PredictParameters {
     var request = OutputRequest()
     var timeoutMs: Int
 
-    static let names: Set<String> = ["outputs", "depth_format", "depth_scale", "fx", "fy", "cx", "cy", "stride", "min_depth",
+    static let names: Set<String> = ["outputs", "depth_format", "depth_scale", "fx", "fy", "cx", "cy", "hfov", "stride", "min_depth",
                                      "max_depth", "drop_classes", "colour_by", "color_by", "ply_format", "overlay_format",
                                      "fast", "timeout_ms"]
     static let aliases = ["color_by": "colour_by"]
@@ -57,6 +57,7 @@ package struct PredictParameters {
             case "depth_scale": request.png16Scale = try number(1e-3, 1e6)
             case "fx": request.fx = try number(1e-3, 1e6)
             case "fy": request.fy = try number(1e-3, 1e6)
+            case "hfov": request.horizontalFOV = try number(1, 179)
             case "cx": request.cx = try number(-1e6, 1e6)
             case "cy": request.cy = try number(-1e6, 1e6)
             case "stride": request.stride = try integer(1, 64)

@@ -15,11 +15,13 @@ public final class MappedFile: @unchecked Sendable {
         self.path = path
         // Non-blocking: opening a FIFO (or a device) must not hang; fstat then refuses anything but a regular file.
         let fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK)
-        guard fd >= 0 else { throw WeightsError.io(path: path, reason: String(cString: strerror(errno))) }
+        guard fd >= 0 else { throw WeightsError.unreadable(path) }
         defer { close(fd) }
         var st = stat()
         guard fstat(fd, &st) == 0 else { throw WeightsError.io(path: path, reason: String(cString: strerror(errno))) }
-        guard (st.st_mode & S_IFMT) == S_IFREG else { throw WeightsError.io(path: path, reason: "not a regular file") }
+        guard (st.st_mode & S_IFMT) == S_IFREG else {
+            throw WeightsError.io(path: path, reason: (st.st_mode & S_IFMT) == S_IFDIR ? "is a folder, not a file" : "not a regular file")
+        }
         count = Int(st.st_size)
         if count == 0 {
             base = nil

@@ -30,7 +30,7 @@ public enum TorchCheckpoint {
     public static func read(path: String) throws -> Contents {
         let data: [UInt8]
         do { data = [UInt8](try Data(contentsOf: URL(fileURLWithPath: path))) } catch {
-            throw WeightsError.io(path: path, reason: "cannot read file")
+            throw WeightsError.unreadable(path)
         }
         if data.starts(with: [0x50, 0x4B, 0x03, 0x04]) {
             try ZipBounds.check(data)

@@ -1,3 +1,9 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
 /// Errors from reading or writing weight files. Descriptions are for people.
 public enum WeightsError: Error, Equatable, CustomStringConvertible {
     case io(path: String, reason: String)
@@ -7,6 +13,15 @@ public enum WeightsError: Error, Equatable, CustomStringConvertible {
     case forbiddenGlobal(String)
     case unsupportedDtype(String)
     case missingTensor(String)
+
+    /// Why `path` cannot be read as a file, said plainly (no such file, a folder, permission).
+    public static func unreadable(_ path: String) -> WeightsError {
+        var st = stat()
+        if stat(path, &st) != 0 { return .io(path: path, reason: String(cString: strerror(errno)).lowercased()) }
+        if (st.st_mode & S_IFMT) == S_IFDIR { return .io(path: path, reason: "is a folder, not a file") }
+        if access(path, R_OK) != 0 { return .io(path: path, reason: String(cString: strerror(errno)).lowercased()) }
+        return .io(path: path, reason: "cannot read file")
+    }
 
     public var description: String {
         switch self {

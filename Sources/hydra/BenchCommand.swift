@@ -42,6 +42,10 @@ struct BenchCommand: ParsableCommand {
         let parts = size.lowercased().split(separator: "x").compactMap { Int($0) }
         guard parts.count == 2, parts[0] >= 32, parts[1] >= 32 else { throw CLIError("--size must be WxH with both sides >= 32") }
         let (w, h) = (parts[0], parts[1])
+        // predict's --max-pixels default: beyond it the input and activations alone need tens of GB.
+        guard w.multipliedReportingOverflow(by: h).partialValue <= 40_000_000, w <= 100_000, h <= 100_000 else {
+            throw CLIError("--size \(w)x\(h) is over 40 megapixels, the largest frame hydra runs")
+        }
         let model = try Model(try ModelLoading.load(self.model), options: try engineOptions())
         if let replicas { return try measureReplicas(replicas, model: model, width: w, height: h) }
         let loadStart = Date()

@@ -26,6 +26,7 @@ struct ConvertCommand: ParsableCommand {
     func run() throws {
         let contents: TorchCheckpoint.Contents
         do { contents = try TorchCheckpoint.read(path: input) } catch let e as WeightsError {
+            if case .io = e { throw CLIError(e.description) } // it names the file already
             throw CLIError("\(input): \(e)")
         }
         var shapes: [String: [Int]] = [:]

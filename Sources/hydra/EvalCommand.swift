@@ -31,9 +31,39 @@ struct EvalCommand: ParsableCommand {
     @Option(help: "Engine threads.") var threads: Int = ProcessInfo.processInfo.activeProcessorCount
     @Argument(help: "Folder of images and ground truth.") var directory: String
 
+    /// Tables and progress; on standard error when the JSON goes to standard output.
+    private func say(_ line: String) {
+        if json == "-" { FileHandle.standardError.write(Data((line + "\n").utf8)) } else { print(line) }
+    }
+
+    /// Whether the model's classes are the data set's: scoring NYUD labels with KITTI's six classes
+    /// (or the reverse) gives numbers that mean nothing.
+    static func classesProblem(_ dataset: Dataset, preset: Preset, names: [String]) -> String? {
+        let fits: Bool
+        switch dataset {
+        case .kitti: fits = preset == .kitti || preset == .nyudkitti
+        case .nyud: fits = preset == .nyud || preset == .nyudkitti
+        }
+        if fits { return nil }
+        let shown = names.prefix(6).joined(separator: ", ") + (names.count > 6 ? ", ..." : "")
+        return "--dataset \(dataset.rawValue) needs a model with \(dataset == .kitti ? "KITTI's" : "NYUDv2's") classes; this model has "
+            + "the \(preset.rawValue) preset's \(names.count) (\(shown))"
+    }
+
+    /// A file whose name says it belongs to the other data set (the authors' files start KITTI_ or NYUD_).
+    static func namesOtherDataset(_ file: String, dataset: Dataset) -> Bool {
+        let name = (file as NSString).lastPathComponent.lowercased()
+        return dataset == .kitti ? name.hasPrefix("nyu") : name.hasPrefix("kitti")
+    }
+
     func run() throws {
+        var isDir: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDir), isDir.boolValue else {
+            throw CLIError("\(directory): no such folder")
+        }
         let model = try ModelLoading.load(self.model)
         let names = model.info.classNames
+        if let problem = Self.classesProblem(dataset, preset: model.info.preset, names: names) { throw CLIError(problem) }
         let replica = try ModelLoading.replica(model, threads: threads, precision: precision)
         let upsampler = Upsampler(threads: threads)
         let scale = depthScale ?? (dataset == .kitti ? 256 : 5000)
@@ -54,10 +84,15 @@ struct EvalCommand: ParsableCommand {
         }
         if let limit { items = Array(items.prefix(limit)) }
         guard !items.isEmpty else { throw CLIError("no images with ground truth (PREFIX_segm_gt_ID.png, PREFIX_depth_gt_ID.png) in \(directory)") }
+        for item in items where Self.namesOtherDataset(item.image, dataset: dataset) {
+            throw CLIError("\(item.image) is named as \(dataset == .kitti ? "NYUDv2" : "KITTI") data, not --dataset \(dataset.rawValue): "
+                + "evaluate each data set's folder with its own --dataset")
+        }
 
         var seg = SegmentationMetrics(classes: names.count)
         var depth = DepthMetrics(maxDepth: maxDepth ?? (dataset == .kitti ? 80 : 10))
         let progress = Progress(total: items.count)
+        progress.toStandardError = json == "-"
         let colourIndex = Dictionary(model.info.colours.enumerated().map { (Self.key($0.element), UInt8($0.offset)) }) { a, _ in a }
         for (n, item) in items.enumerated() {
             let image = try ModelLoading.readImage(item.image)
@@ -84,14 +119,29 @@ struct EvalCommand: ParsableCommand {
             throw CLIError("\(path) is \(raw.width)x\(raw.height) but its image is \(width)x\(height)")
         }
         if dataset == .nyud {
-            guard raw.channels == 1 else { throw CLIError("\(path): NYUD ground truth must be a class-index PNG") }
+            guard raw.channels == 1 else {
+                throw CLIError("\(path): NYUDv2 ground truth is a one-channel class-index PNG; this one has \(raw.channels) channels (KITTI's colour-coded labels?)")
+            }
+            if let bad = raw.samples.first(where: { $0 != 255 && Int($0) >= colourIndex.count }) {
+                throw CLIError("\(path): class index \(bad), but the model has \(colourIndex.count) classes (255 = void)")
+            }
             return raw.samples.map { $0 > 254 ? 255 : UInt8($0) }
         }
         // KITTI: colour-coded; a palette PNG is decoded through its palette.
-        let rgb = try ImageDecoder.decode([UInt8](data))
-        return (0..<(width * height)).map {
-            colourIndex[UInt32(rgb.pixels[3 * $0]) << 16 | UInt32(rgb.pixels[3 * $0 + 1]) << 8 | UInt32(rgb.pixels[3 * $0 + 2])] ?? 255
+        guard raw.channels >= 3 || !raw.palette.isEmpty else {
+            throw CLIError("\(path): KITTI ground truth is colour-coded; this is a one-channel PNG (NYUDv2's class indices?)")
         }
+        let rgb = try ImageDecoder.decode([UInt8](data))
+        var labels = [UInt8](repeating: 255, count: width * height)
+        var unknown = 0 // black is void; most of the frame in colours outside the model's palette means other labels
+        for i in 0..<(width * height) {
+            let r = rgb.pixels[3 * i], g = rgb.pixels[3 * i + 1], b = rgb.pixels[3 * i + 2]
+            if let c = colourIndex[UInt32(r) << 16 | UInt32(g) << 8 | UInt32(b)] { labels[i] = c } else if r | g | b != 0 { unknown += 1 }
+        }
+        if unknown * 2 > width * height {
+            throw CLIError("\(path): \(unknown * 100 / (width * height)) % of its pixels have colours that are none of the model's classes")
+        }
+        return labels
     }
 
     func readDepth(_ path: String, scale: Double, width: Int, height: Int) throws -> [Float] {
@@ -105,18 +155,18 @@ struct EvalCommand: ParsableCommand {
 
     func report(seg: SegmentationMetrics, depth: DepthMetrics, names: [String], count: Int) {
         var out: [String: Any] = ["images": count, "dataset": dataset.rawValue, "model": model ?? "default", "precision": precision.rawValue]
-        print(String(format: "%d images", count))
+        say(String(format: "%d images", count))
         if seg.confusion.reduce(0, +) > 0 {
-            print(String(format: "segmentation: mIoU %.2f %%, pixel accuracy %.2f %%", seg.meanIoU * 100, seg.pixelAccuracy * 100))
+            say(String(format: "segmentation: mIoU %.2f %%, pixel accuracy %.2f %%", seg.meanIoU * 100, seg.pixelAccuracy * 100))
             for (i, iou) in seg.iou.enumerated() {
-                print("  " + names[i].padding(toLength: 16, withPad: " ", startingAt: 0) + (iou.map { String(format: "%6.2f %%", $0 * 100) } ?? "     -"))
+                say("  " + names[i].padding(toLength: 16, withPad: " ", startingAt: 0) + (iou.map { String(format: "%6.2f %%", $0 * 100) } ?? "     -"))
             }
             out["miou"] = seg.meanIoU
             out["pixel_accuracy"] = seg.pixelAccuracy
             out["class_iou"] = Dictionary(uniqueKeysWithValues: seg.iou.enumerated().compactMap { i, v in v.map { (names[i], $0) } })
         }
         if let d = depth.summary {
-            print(String(format: "depth (%d images, up to %.0f m): RMSE %.3f m, log-RMSE %.3f, abs-rel %.3f, delta<1.25 %.2f %%",
+            say(String(format: "depth (%d images, up to %.0f m): RMSE %.3f m, log-RMSE %.3f, abs-rel %.3f, delta<1.25 %.2f %%",
                          depth.images, depth.maxDepth, d.rmse, d.logRMSE, d.absRel, d.delta1 * 100))
             out["depth"] = ["rmse_m": d.rmse, "log_rmse": d.logRMSE, "abs_rel": d.absRel, "delta_1_25": d.delta1,
                             "images": depth.images, "max_depth_m": Double(depth.maxDepth)]

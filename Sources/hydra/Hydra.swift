@@ -30,7 +30,38 @@ struct Hydra: ParsableCommand {
                 LogWriter.standardError.flush(timeout: 2)
                 Self.exit(withError: exitCode(for: error))
             }
-            exit(withError: error)
+            guard exitCode(for: error) != .success else { exit(withError: error) } // --help, --version
+            // One spelling for every failure ("error: ", as swift and git write it), and a file
+            // problem said as one, never as a Foundation error domain and code.
+            let said: String
+            if let file = FileProblem(error) {
+                said = "error: \(file)"
+            } else {
+                let full = fullMessage(for: error)
+                said = full.hasPrefix("Error: ") ? "error: " + full.dropFirst(7) : full
+            }
+            FileHandle.standardError.write(Data((said + "\n").utf8))
+            Foundation.exit(exitCode(for: error).rawValue)
+        }
+    }
+}
+
+/// A Foundation file error (no such file, it exists, permission) as "PATH: reason".
+struct FileProblem: CustomStringConvertible {
+    let description: String
+
+    init?(_ error: Error) {
+        let e = error as NSError
+        guard e.domain == NSCocoaErrorDomain else { return nil }
+        let path = (e.userInfo[NSFilePathErrorKey] as? String) ?? (e.userInfo[NSURLErrorKey] as? URL)?.path ?? "file"
+        if let posix = e.userInfo[NSUnderlyingErrorKey] as? NSError, posix.domain == NSPOSIXErrorDomain {
+            description = "\(path): \(String(cString: strerror(Int32(posix.code))))"
+        } else if e.code == CocoaError.fileWriteFileExists.rawValue {
+            description = "\(path): already exists"
+        } else if e.code == CocoaError.fileNoSuchFile.rawValue || e.code == CocoaError.fileReadNoSuchFile.rawValue {
+            description = "\(path): no such file or folder"
+        } else {
+            description = "\(path): \(e.localizedDescription)"
         }
     }
 }

@@ -23,9 +23,21 @@ enum ModelLoading {
     }
 
     static func readImage(_ path: String, limits: ImageLimits = ImageLimits()) throws -> RGBImage {
-        guard let data = FileManager.default.contents(atPath: path) else { throw CLIError("\(path): cannot read file") }
+        guard let data = FileManager.default.contents(atPath: path) else { throw CLIError(WeightsError.unreadable(path).description) }
         do { return try ImageDecoder.decode([UInt8](data), limits: limits) } catch let e as ImageError {
             throw CLIError("\(path): \(e)")
+        }
+    }
+
+    /// Creates `path` (and its parents) as a folder to write into; a file in the way is an error that says so.
+    static func makeFolder(_ path: String, option: String) throws {
+        var isDir: ObjCBool = false
+        if FileManager.default.fileExists(atPath: path, isDirectory: &isDir) {
+            guard isDir.boolValue else { throw CLIError("\(option) \(path): a file of that name exists; give a folder") }
+            return
+        }
+        do { try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true) } catch {
+            throw CLIError("\(option) \(path): cannot create the folder (\(FileProblem(error)?.description ?? "\(error)"))")
         }
     }
 

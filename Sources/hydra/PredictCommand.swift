@@ -24,7 +24,8 @@ struct PredictCommand: ParsableCommand {
     @Option(help: "npy, f32, png16 or colour.") var depthFormat: DepthFormat = .npy
     @Option(help: "png16 depth: stored value = round(metres x scale).") var depthScale: Double = DepthOutputs.defaultPNG16Scale
     @Option(help: "Focal length x in pixels (default: the model preset's camera, scaled to the image).") var fx: Double?
-    @Option(help: "Focal length y in pixels.") var fy: Double?
+    @Option(help: "Focal length y in pixels (default: fx when fx is given).") var fy: Double?
+    @Option(help: "Horizontal field of view in degrees, instead of fx/fy: square pixels, centred principal point.") var hfov: Double?
     @Option(help: "Principal point x in pixels.") var cx: Double?
     @Option(help: "Principal point y in pixels.") var cy: Double?
     @Option(help: "Point cloud: keep every N-th pixel in each direction.") var stride: Int = 1
@@ -51,6 +52,7 @@ struct PredictCommand: ParsableCommand {
         for (name, v) in [("fx", fx), ("fy", fy)] where v.map({ !($0 > 0 && $0.isFinite) }) ?? false {
             throw ValidationError("--\(name) must be a positive number")
         }
+        if let hfov, !(hfov >= 1 && hfov <= 179) { throw ValidationError("--hfov is a horizontal field of view in degrees, 1 to 179") }
         if out == nil && rawDir == nil { throw ValidationError("give --out (and/or --raw-dir)") }
         _ = try parseOutputs()
     }
@@ -71,6 +73,7 @@ struct PredictCommand: ParsableCommand {
         request.depthFormat = depthFormat
         request.png16Scale = depthScale
         (request.fx, request.fy, request.cx, request.cy) = (fx, fy, cx, cy)
+        request.horizontalFOV = hfov
         request.stride = stride
         request.minDepth = minDepth
         request.maxDepth = maxDepth
@@ -82,9 +85,14 @@ struct PredictCommand: ParsableCommand {
         request.overlayFormat = overlayFormat
         request.fast = fast
 
+        if let (a, b) = Self.sameStem(images), out != nil || rawDir != nil {
+            throw CLIError("\(a) and \(b) would write the same files (outputs are named by the image's name without "
+                + "its folder and extension); rename one or run them separately")
+        }
+        if let out { try ModelLoading.makeFolder(out, option: "--out") }
+        if let rawDir { try ModelLoading.makeFolder(rawDir, option: "--raw-dir") }
         let replica = try ModelLoading.replica(model, threads: threads, precision: precision)
         let renderer = Renderer(threads: threads)
-        if let out { try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true) }
         let progress = Progress(total: images.count)
         var failures = 0
         for (n, path) in images.enumerated() {
@@ -98,6 +106,17 @@ struct PredictCommand: ParsableCommand {
         }
         progress.finish(failures: failures)
         if failures > 0 { throw ExitCode(1) }
+    }
+
+    /// The first two images whose outputs would have the same names, if any.
+    static func sameStem(_ paths: [String]) -> (String, String)? {
+        var seen: [String: String] = [:]
+        for path in paths {
+            let stem = URL(fileURLWithPath: path).deletingPathExtension().lastPathComponent
+            if let first = seen[stem] { return (first, path) }
+            seen[stem] = path
+        }
+        return nil
     }
 
     private func predict(_ path: String, replica: ModelReplica, renderer: Renderer, request: OutputRequest,
@@ -143,6 +162,8 @@ struct PredictCommand: ParsableCommand {
 final class Progress {
     let total: Int
     let tty = isatty(STDERR_FILENO) != 0
+    /// Plain lines go to standard error too (when standard output carries JSON).
+    var toStandardError = false
     init(total: Int) { self.total = total }
 
     func step(_ done: Int, _ line: String) {
@@ -151,6 +172,8 @@ final class Progress {
             let bar = String(repeating: "=", count: filled) + String(repeating: " ", count: width - filled)
             FileHandle.standardError.write(Data("\r[\(bar)] \(done)/\(total)".utf8))
             if done == total { FileHandle.standardError.write(Data("\n".utf8)) }
+        } else if toStandardError {
+            FileHandle.standardError.write(Data("\(line)\n".utf8))
         } else {
             print(line)
         }

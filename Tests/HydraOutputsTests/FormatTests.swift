@@ -66,9 +66,40 @@ final class FormatTests: XCTestCase {
         XCTAssertEqual(colour.range, 1...5)
         let rgb = try ImageDecoder.decode(colour.bytes)
         let near = Array(rgb.pixels.prefix(3)), far = Array(rgb.pixels.suffix(3))
-        XCTAssertGreaterThan(near[0], near[2], "near is warm")
-        XCTAssertGreaterThan(far[2], far[0], "far is cool")
+        func luma(_ c: [UInt8]) -> Double { 0.2126 * Double(c[0]) + 0.7152 * Double(c[1]) + 0.0722 * Double(c[2]) }
+        XCTAssertGreaterThan(luma(near), luma(far) + 100, "near is light, far is dark")
         XCTAssertEqual(DepthOutputs.colour(0, range: 1...5).0, 0, "no depth is black")
+        XCTAssertEqual(DepthOutputs.colour(.nan, range: 1...5).1, 0, "no depth is black")
+    }
+
+    func testDepthColourMapIsOrderedInInverseDepth() {
+        let table = DepthColourMap.table
+        XCTAssertEqual(table.count, 256)
+        // OKLab lightness of an 8-bit sRGB colour.
+        func lightness(_ c: [UInt8]) -> Double {
+            let v = c.map { x -> Double in
+                let e = Double(x) / 255
+                return e <= 0.04045 ? e / 12.92 : pow((e + 0.055) / 1.055, 2.4)
+            }
+            let l = 0.4122214708 * v[0] + 0.5363325363 * v[1] + 0.0514459929 * v[2]
+            let m = 0.2119034982 * v[0] + 0.6806995451 * v[1] + 0.1073969566 * v[2]
+            let s = 0.0883024619 * v[0] + 0.2817188376 * v[1] + 0.6299787005 * v[2]
+            return 0.2104542553 * cbrt(l) + 0.7936177850 * cbrt(m) - 0.0040720468 * cbrt(s)
+        }
+        // Each entry rises by 0.0024; 8-bit rounding moves lightness by up to about 0.002.
+        for i in 1..<256 { XCTAssertGreaterThan(lightness(table[i]), lightness(table[i - 1]) - 0.001, "entry \(i)") }
+        for i in 4..<256 { XCTAssertGreaterThan(lightness(table[i]), lightness(table[i - 4]) + 0.005, "lightness rises towards near, entry \(i)") }
+        XCTAssertGreaterThan(lightness(table[0]), 0.3, "the far end stays apart from no-depth black")
+        // Inverse depth: over 5...80 m, 10 m sits at (1/10 - 1/80) / (1/5 - 1/80) = 0.467, not at 0.067 as on a linear ramp.
+        XCTAssertEqual(DepthColourMap.position(10, range: 5...80), 0.4667, accuracy: 1e-3)
+        XCTAssertEqual(DepthColourMap.position(5, range: 5...80), 1)
+        XCTAssertEqual(DepthColourMap.position(200, range: 5...80), 0)
+        let ticks = DepthColourMap.ticks(range: 6.3...102)
+        XCTAssertEqual(ticks.first?.metres, 6.3)
+        XCTAssertEqual(ticks.last?.metres, 102)
+        XCTAssertTrue(ticks.map(\.metres).contains(10) && ticks.map(\.metres).contains(20), "\(ticks)")
+        XCTAssertLessThanOrEqual(ticks.count, 6)
+        XCTAssertEqual(ticks.map(\.position), ticks.map(\.position).sorted(by: >), "farther ticks sit lower on the map")
     }
 
     func testPointCloudMatchesHandComputedPoints() throws {
@@ -149,6 +180,24 @@ final class FormatTests: XCTestCase {
         XCTAssertEqual(same.cy, 172.854)
         XCTAssertFalse(sameNote.contains("scaled"))
         XCTAssertTrue(sameNote.contains("fx given"))
+        XCTAssertEqual(same.fy, 700, "fy follows fx when only fx is given")
+    }
+
+    func testCameraKeepsSquarePixelsOnFramesOfAnotherShape() {
+        let kitti = Preset.kitti.intrinsics
+        // A 4:3 frame did not come from the 3.3:1 KITTI camera: no axis may be stretched to fit.
+        let (k, note) = CameraResolver.resolve(model: kitti, width: 640, height: 480)
+        XCTAssertEqual(k.fx, k.fy)
+        XCTAssertEqual(k.fx, 721.5377 * 640 / 1242, accuracy: 1e-9, "the preset's horizontal field of view")
+        XCTAssertEqual(k.cx, 319.5)
+        XCTAssertEqual(k.cy, 239.5)
+        XCTAssertTrue(note.contains("square pixels"), note)
+        let (f, fnote) = CameraResolver.resolve(model: kitti, width: 640, height: 480, horizontalFOV: 90)
+        XCTAssertEqual(f.fx, 320, accuracy: 1e-9)
+        XCTAssertEqual(f.fy, 320, accuracy: 1e-9)
+        XCTAssertTrue(fnote.contains("field of view 90"), fnote)
+        let (given, _) = CameraResolver.resolve(model: kitti, width: 640, height: 480, cx: 300, horizontalFOV: 90)
+        XCTAssertEqual(given.cx, 300, "explicit values win over the field of view")
     }
 
     func testSummaryStatisticsPerClass() {
