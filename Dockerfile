@@ -28,7 +28,7 @@ RUN swift build -c release --product hydra --static-swift-stdlib \
  && if [ -n "$HYDRA_COMMIT" ]; then echo "$HYDRA_COMMIT" > /out/hydra-build.txt; fi \
  && cp .build/release/hydra /out/ \
  && strip --strip-debug /out/hydra \
- && cp -r .build/release/Hydra_HydraEngine.resources /out/
+ && cp -r .build/release/Hydra_HydraEngine.resources .build/release/Hydra_HydraServer.resources /out/
 
 FROM ${RUNTIME_IMAGE}
 RUN apt-get update \

@@ -6,7 +6,7 @@ PYTHON := $(VENV)/bin/python
 HYDRA := .build/release/hydra
 THREADS ?= $(shell nproc)
 
-.PHONY: setup build demo serve test test-swift test-reference test-service bench memory png overhead operations protocol loadtest soak fuzz container container-smoke test-asan test-tsan train train-smoke calibrate precision clean
+.PHONY: setup build demo serve test lint-web test-swift test-reference test-service bench memory png overhead operations protocol loadtest soak fuzz container container-smoke test-asan test-tsan train train-smoke calibrate precision clean
 
 setup: $(VENV)/.installed
 
@@ -29,10 +29,18 @@ demo: build
 serve: build
 	$(HYDRA) serve
 
-test: build train-smoke
+test: build train-smoke lint-web
 	$(SWIFT) test
 	HYDRA=$(HYDRA) $(PYTHON) -m pytest -q -p no:cacheprovider Tests/Reference Tests/Service Tests/Deploy
 	FUZZ_SECONDS=$(CI_FUZZ_SECONDS) SWIFT=$(SWIFT) bash scripts/fuzz.sh
+
+# The web page's files (Sources/HydraServer/Resources/web): ESLint, HTML Tidy and a CSS parse.
+# NODE_PATH: Debian's eslint lives in /usr/share/nodejs, which a node from elsewhere does not search.
+WEB := Sources/HydraServer/Resources/web
+lint-web: setup
+	NODE_PATH=/usr/share/nodejs eslint --no-eslintrc -c Tests/Lint/eslintrc.json --max-warnings 0 $(WEB)/app.js
+	tidy -q -e $(WEB)/index.html
+	/usr/bin/python3 Tests/Lint/check_css.py $(WEB)/app.css
 
 test-service: build
 	HYDRA=$(HYDRA) $(PYTHON) -m pytest -q -p no:cacheprovider Tests/Service

@@ -46,7 +46,7 @@ let package = Package(
             .product(name: "Metrics", package: "swift-metrics"),
             .product(name: "Prometheus", package: "swift-prometheus"),
             .product(name: "W3CTraceContext", package: "swift-w3c-trace-context"),
-        ]),
+        ], resources: [.copy("Resources/web")]),
         // Untrusted-input paths as functions of bytes, for libFuzzer and the regression tests.
         .target(name: "HydraFuzz", dependencies: ["HydraEngine", "HydraImage", "HydraServer", "HydraWeights"]),
         .executableTarget(name: "hydra-fuzz", dependencies: ["HydraFuzz"]),

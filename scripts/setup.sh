@@ -5,6 +5,7 @@ PACKAGES=(
   libxnnpack-dev libpthreadpool-dev libuv1-dev libhttp-parser-dev libturbojpeg0-dev libpng-dev zlib1g-dev
   python3-torch python3-numpy python3-opencv python3-pil python3-pytest python3-open3d python3-venv
   chromium chromium-driver python3-selenium kubectl python3-yaml hey
+  eslint tidy python3-tinycss2
 )
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -178,6 +178,8 @@ public final class Renderer: @unchecked Sendable {
             }
         }
         if r.outputs.contains(.summary) {
+            // What a colour depth picture of this frame uses (the page colours the float depth with it too).
+            if colourRange == nil { colourRange = r.maxDepth.map { r.minDepth...max(r.minDepth + 1e-3, $0) } ?? DepthOutputs.autoRange(dense.depth) }
             let t0 = Date()
             let (classes, all) = Summary.classStats(dense, info: info)
             times.append(("summary", Date().timeIntervalSince(t0) * 1e3))

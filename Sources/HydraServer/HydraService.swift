@@ -47,6 +47,7 @@ public final class HydraService: RequestHandler {
     private var modelOrder: [String] { repository.order }
     private var inFlight = 0
     private let started: Double
+    let web = WebAssets.load()
 
     /// Loads replicas for every model (ready when this returns) and prepares the server.
     public init(config: ServerConfiguration, models: [NamedModel], logger: Logger, startedAt: Double? = nil) throws {
@@ -70,6 +71,7 @@ public final class HydraService: RequestHandler {
         }
         self.config = config
         self.logger = logger
+        if let why = web.missing { logger.warning("no web page at /", metadata: ["reason": "\(why)"]) }
         let metrics = ServerMetrics(precision: config.precision)
         self.metrics = metrics
         server = HTTPServer(config: config, metrics: metrics, logger: logger)
@@ -163,8 +165,8 @@ public final class HydraService: RequestHandler {
         case ["healthz"]: return .health
         case ["readyz"]: return .ready
         case ["metrics"]: return .metrics
-        case ["static", "app.js"]: return .asset("app.js")
-        case ["static", "app.css"]: return .asset("app.css")
+        case ["favicon.ico"]: return .asset("favicon.ico")
+        case let p where p.count == 2 && p[0] == "static" && web.files[p[1]] != nil && p[1] != "index.html": return .asset(p[1])
         case ["v1", "models"]: return .models
         case ["v1", "predict"]: return .predict(modelOrder[0], named: false)
         case let p where p.count == 4 && p[0] == "v1" && p[1] == "models" && p[3] == "predict": return .predict(p[2], named: true)
@@ -394,10 +396,11 @@ public final class HydraService: RequestHandler {
                 return .respond(HTTPResponse(status: 200, headers: [("Content-Type", "text/plain; version=0.0.4; charset=utf-8")],
                                              body: metrics.exposition()))
             case .index:
-                return .respond(Self.page(WebPage.html, type: "text/html; charset=utf-8"))
+                guard let file = web.files["index.html"] else { throw Problem(404, web.missing ?? "no web page") }
+                return .respond(Self.page(file))
             case let .asset(name):
-                return .respond(name == "app.js" ? Self.page(WebPage.javascript, type: "text/javascript; charset=utf-8")
-                                                 : Self.page(WebPage.css, type: "text/css; charset=utf-8"))
+                guard let file = web.files[name] else { throw Problem(404, web.missing ?? "no such file") }
+                return .respond(Self.page(file))
             case let .v2Infer(name, version):
                 let pool = try pool(name, version: version)
                 if server.draining { throw shuttingDown(pool) }
@@ -556,16 +559,16 @@ public final class HydraService: RequestHandler {
     }
 
     /// The page and its assets, with headers that keep it self-contained and unframed.
-    static func page(_ text: String, type: String) -> HTTPResponse {
+    static func page(_ file: WebAssets.File) -> HTTPResponse {
         HTTPResponse(status: 200, headers: [
-            ("Content-Type", type),
+            ("Content-Type", file.contentType),
             ("Content-Security-Policy", "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' blob: data:; "
                 + "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"),
             ("X-Content-Type-Options", "nosniff"),
             ("X-Frame-Options", "DENY"),
             ("Referrer-Policy", "no-referrer"),
             ("Cache-Control", "no-cache"),
-        ], body: Array(text.utf8))
+        ], body: file.bytes)
     }
 
     // MARK: model descriptions

@@ -107,7 +107,7 @@ struct EvalCommand: ParsableCommand {
             }
             progress.step(n + 1, "\(item.image): \(n + 1)/\(items.count)")
         }
-        report(seg: seg, depth: depth, names: names, count: items.count)
+        try report(seg: seg, depth: depth, names: names, count: items.count)
     }
 
     static func key(_ c: [UInt8]) -> UInt32 { UInt32(c[0]) << 16 | UInt32(c[1]) << 8 | UInt32(c[2]) }
@@ -153,7 +153,7 @@ struct EvalCommand: ParsableCommand {
         return raw.samples.map { Float(Double($0) / scale) }
     }
 
-    func report(seg: SegmentationMetrics, depth: DepthMetrics, names: [String], count: Int) {
+    func report(seg: SegmentationMetrics, depth: DepthMetrics, names: [String], count: Int) throws {
         var out: [String: Any] = ["images": count, "dataset": dataset.rawValue, "model": model ?? "default", "precision": precision.rawValue]
         say(String(format: "%d images", count))
         if seg.confusion.reduce(0, +) > 0 {
@@ -172,7 +172,7 @@ struct EvalCommand: ParsableCommand {
                             "images": depth.images, "max_depth_m": Double(depth.maxDepth)]
         }
         if let json, let data = try? JSONSerialization.data(withJSONObject: out, options: [.prettyPrinted, .sortedKeys]) {
-            if json == "-" { print(String(decoding: data, as: UTF8.self)) } else { FileManager.default.createFile(atPath: json, contents: data) }
+            if json == "-" { print(String(decoding: data, as: UTF8.self)) } else { try ModelLoading.write([UInt8](data), to: json) }
         }
     }
 }

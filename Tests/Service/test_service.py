@@ -386,7 +386,7 @@ def test_environment_configures_the_server(server_factory):
 
 
 @pytest.mark.parametrize("spec,message", [
-    ("m=/nonexistent.safetensors", "cannot load model /nonexistent.safetensors"),
+    ("m=/nonexistent.safetensors", "cannot load model: /nonexistent.safetensors: no such file"),
     ("m=README.md", "invalid safetensors file"),
 ])
 def test_bad_model_at_start_is_a_clear_error(spec, message):
