@@ -1,4 +1,4 @@
-# Hydra: build, run and test. `make demo` and `make test` are the README's Quick start.
+# Hydra: build, run and test. `make serve` and `make test` are the README's Quick start.
 SWIFT ?= swift
 VENV := .venv
 # Debian's python3-torch, -numpy, -opencv stay visible inside the venv (--system-site-packages).
@@ -6,7 +6,7 @@ PYTHON := $(VENV)/bin/python
 HYDRA := .build/release/hydra
 THREADS ?= $(shell nproc)
 
-.PHONY: setup build demo serve test lint-web test-swift test-reference test-service bench memory png overhead operations protocol loadtest soak fuzz container container-smoke test-asan test-tsan train train-smoke calibrate precision clean
+.PHONY: setup build demo serve test lint-web readme-picture test-swift test-reference test-service bench memory png overhead operations protocol loadtest soak fuzz container container-smoke test-asan test-tsan train train-smoke calibrate precision clean
 
 setup: $(VENV)/.installed
 
@@ -24,6 +24,11 @@ build: setup
 demo: build
 	$(HYDRA) predict --outputs segmentation,depth,pointcloud,overlay,summary --depth-format colour --out out/demo examples/scene.jpg
 	@ls -l out/demo
+
+# The README's picture: examples/scene.jpg, its segmentation overlay and colour depth -> docs/images/result.jpg.
+readme-picture: build
+	$(HYDRA) predict --outputs segmentation,depth,overlay,summary --depth-format colour --out out/readme examples/scene.jpg
+	/usr/bin/python3 scripts/readme_picture.py out/readme
 
 # Runs the service on the built-in default model (or HYDRA_MODELS=name=path,...) on port 8080.
 serve: build
