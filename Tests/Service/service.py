@@ -48,8 +48,17 @@ class Server:
 
     def logs(self):
         """Log lines so far."""
-        time.sleep(0.1)
         return list(self.log)
+
+    def wait_log(self, matches, timeout=15):
+        """Polls the log until a line satisfies `matches` (a msg string or a predicate); returns it."""
+        test = matches if callable(matches) else (lambda line: line.get("msg") == matches)
+        line = wait_for(lambda: next((l for l in list(self.log) if test(l)), None), timeout, f"log line {matches!r}")
+        return line
+
+    def metric(self, name, **labels):
+        """The value of one series on /metrics (0 when it is not there)."""
+        return metric(self.port, name, **labels)
 
     def rss_kib(self, field="VmRSS"):
         """Resident memory now (VmRSS) or at its peak so far (VmHWM), in KiB."""
@@ -69,6 +78,36 @@ class Server:
                 self.proc.kill()
                 self.proc.wait()
         return self.proc.returncode
+
+
+def wait_for(condition, timeout=15, what="condition"):
+    """Polls `condition` until it returns something truthy (returned), failing after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(0.01)
+
+
+def metric(port, name, **labels):
+    """The value of the series `name{labels}` on /metrics; labels given must match, others may be there."""
+    c = socket.create_connection(("127.0.0.1", port), timeout=10)
+    try:
+        c.sendall(b"GET /metrics HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+        data = b""
+        while chunk := c.recv(65536):
+            data += chunk
+    finally:
+        c.close()
+    want = [f'{k}="{v}"' for k, v in labels.items()]
+    for line in data.split(b"\r\n\r\n", 1)[1].decode().splitlines():
+        series, _, value = line.rpartition(" ")
+        if (series == name or series.startswith(name + "{")) and all(w in series for w in want):
+            return float(value)
+    return 0.0
 
 
 def raw(port, data, timeout=10, read=True):

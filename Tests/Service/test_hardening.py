@@ -48,7 +48,7 @@ def test_sighup_is_logged_and_the_request_in_flight_is_answered(server_factory):
     s = server_factory()
     r = h.sighup_in_flight(s, h.zeros_png(1226, 370))
     assert r == {"in_flight": 200, "process": "alive", "after": 200}
-    assert any("SIGHUP" in line.get("msg", "") for line in s.logs())
+    s.wait_log(lambda line: "SIGHUP" in line.get("msg", ""))
 
 
 def test_http10_is_not_sent_100_continue(server):

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from service import HYDRA, ROOT, Server, parse_responses, raw, split_multipart
+from service import HYDRA, ROOT, Server, parse_responses, raw, split_multipart, wait_for
 
 
 def png(w, h, seed=0):
@@ -309,7 +309,7 @@ def test_deadline_in_queue_gives_504(server_factory):
     big = png(1226, 370, seed=4)
     with cf.ThreadPoolExecutor(2) as ex:
         slow = ex.submit(post, s.port, "/v1/predict?outputs=segmentation", big)
-        time.sleep(0.02)
+        wait_for(lambda: s.metric("hydra_busy_workers") >= 1, what="the first request on the worker")
         quick = ex.submit(post, s.port, "/v1/predict?outputs=segmentation&timeout_ms=5", big)
         assert slow.result()[0] == 200
         problem(*quick.result(), 504)
@@ -328,14 +328,15 @@ def test_disconnects_drop_work_and_leave_the_server_healthy(server_factory):
         sock = socket.create_connection(("127.0.0.1", s.port))
         sock.sendall(b"POST /v1/predict HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\nContent-Length: "
                      + str(len(big)).encode() + b"\r\n\r\n" + big)
-        time.sleep(0.01)
+        wait_for(lambda: s.metric("hydra_inflight_requests") >= 1, what="the request admitted")
         sock.close()
-    time.sleep(1.0)
+    wait_for(lambda: s.metric("hydra_rejections_total", reason="client_gone") >= 1
+             and s.metric("hydra_inflight_requests") == 0, what="the abandoned work dropped")
     assert post(s.port, "/v1/predict?outputs=segmentation", SMALL)[0] == 200
     metrics = get(s.port, "/metrics")[2].decode()
     gone = [l for l in metrics.splitlines() if l.startswith('hydra_rejections_total{model="default",reason="client_gone"}')]
     assert gone and float(gone[0].split()[-1]) >= 1, gone
-    assert any(l.get("msg") == "client went away" for l in s.logs())
+    s.wait_log("client went away")
 
 
 def test_sigterm_drains_running_work_then_exits_0(server_factory):
@@ -347,14 +348,15 @@ def test_sigterm_drains_running_work_then_exits_0(server_factory):
         result["r"] = post(s.port, "/v1/predict?outputs=segmentation,depth", big)
     t = threading.Thread(target=slow)
     t.start()
-    time.sleep(0.05)
+    wait_for(lambda: s.metric("hydra_busy_workers") >= 1, what="the request on the worker")
     s.proc.send_signal(signal.SIGTERM)
-    time.sleep(0.2)
+    s.wait_log("draining")
     with pytest.raises(OSError):
         socket.create_connection(("127.0.0.1", s.port), timeout=2)
     t.join(30)
     assert result["r"][0] == 200
     assert s.proc.wait(30) == 0
+    s.wait_log("drained; exiting")
     msgs = [l.get("msg") for l in s.logs()]
     assert "draining" in msgs and "drained; exiting" in msgs
 
