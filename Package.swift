@@ -62,7 +62,7 @@ let package = Package(
                     exclude: ["make_fixtures.py"], resources: [.copy("Fixtures")]),
         .testTarget(name: "HydraWeightsTests", dependencies: ["HydraWeights"]),
         .testTarget(name: "HydraEngineTests", dependencies: ["HydraEngine", "HydraKernels"]),
-        .testTarget(name: "HydraOutputsTests", dependencies: ["HydraOutputs"],
+        .testTarget(name: "HydraOutputsTests", dependencies: ["HydraOutputs", "HydraKernels"],
                     exclude: ["make_fixtures.py"], resources: [.copy("Fixtures")]),
         .testTarget(name: "HydraServerTests", dependencies: ["HydraServer", "HydraEngine"]),
         .testTarget(name: "HydraFuzzTests", dependencies: ["HydraFuzz", "HydraWeights"]),

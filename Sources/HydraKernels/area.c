@@ -48,8 +48,7 @@ typedef struct {
 } area_ctx;
 
 /* Output rows [Y, Y + n): each source row they cover is reduced horizontally once, then weighted in. */
-HYDRA_DISPATCH
-static void area_rows(void *p, size_t Y0, size_t n) {
+HYDRA_BODY void area_rows_body(void *p, size_t Y0, size_t n) {
     const area_ctx *c = p;
     const size_t W = c->W, taps = c->ax->taps;
     float *row = malloc(W * 3 * sizeof(float)), *acc = malloc(W * 3 * sizeof(float));
@@ -79,6 +78,7 @@ static void area_rows(void *p, size_t Y0, size_t n) {
     free(row);
     free(acc);
 }
+HYDRA_CLONES(area_rows, (void *p, size_t Y0, size_t n), (p, Y0, n))
 
 int hydra_resize_area_rgb8(const uint8_t *src, size_t h, size_t w, uint8_t *dst, size_t H, size_t W, pthreadpool_t pool) {
     if (H == 0 || W == 0 || H > h || W > w) return -1;
@@ -87,7 +87,7 @@ int hydra_resize_area_rgb8(const uint8_t *src, size_t h, size_t w, uint8_t *dst,
     int rc = -1;
     if (area_axis_init(&ax, w, W) == 0 && area_axis_init(&ay, h, H) == 0) {
         area_ctx c = { src, dst, w, W, &ax, &ay };
-        hydra_parallelize_1d_tile_1d(pool, area_rows, &c, H, 8);
+        hydra_parallelize_1d_tile_1d(pool, area_rows_pick(), &c, H, 8);
         rc = 0;
     }
     area_axis_free(&ax);

@@ -131,8 +131,7 @@ void pool_stage(const float *src, size_t ring_src, float *dst, size_t ring_dst, 
                 q + 1 < (long)h ? dst + (size_t)((q + 1) % (long)ring_dst) * row : NULL);
 }
 
-HYDRA_DISPATCH
-static void chain_block(void *vctx, size_t block) {
+HYDRA_BODY void chain_block_body(void *vctx, size_t block) {
     const chain_ctx *k = (const chain_ctx *)vctx;
     const hydra_crp_chain_args *a = k->a;
     const size_t h = k->h, w = k->w, c = k->c, c0 = block * PB, row = w * PB;
@@ -177,6 +176,7 @@ static void chain_block(void *vctx, size_t block) {
         }
     }
 }
+HYDRA_CLONES(chain_block, (void *vctx, size_t block), (vctx, block))
 
 /* PyTorch's upsample_bilinear2d (align_corners=False, output size given): source = (i + 0.5) x
    (in / out) - 0.5, clamped at 0; the upper index clamped to the last. */
@@ -210,7 +210,7 @@ int hydra_crp_chain(const hydra_crp_chain_args *args, float *scratch, size_t hei
         k.rows = taps;
         k.cols = taps + height;
     }
-    hydra_parallelize_1d(pool, chain_block, &k, channels / PB);
+    hydra_parallelize_1d(pool, chain_block_pick(), &k, channels / PB);
     free(taps);
     return 0;
 }

@@ -19,8 +19,7 @@ typedef struct {
 /* One output row. Per block of 16 channels the nine weight vectors and the bias stay in registers;
    interior pixels (whose window lies inside the row) run four at a time, four independent FMA
    chains, and the border pixels skip the taps that fall outside, as zero padding would add 0. */
-HYDRA_DISPATCH
-static void dw_row(void *vctx, size_t oy) {
+HYDRA_BODY void dw_row_body(void *vctx, size_t oy) {
     const dw_ctx *k = (const dw_ctx *)vctx;
     const size_t C = k->c, W = k->wd, S = k->stride, OW = k->ow;
     const float *rows[3];
@@ -94,6 +93,7 @@ static void dw_row(void *vctx, size_t oy) {
         }
     }
 }
+HYDRA_CLONES(dw_row, (void *vctx, size_t oy), (vctx, oy))
 
 int hydra_depthwise3x3(const float *in, size_t height, size_t width, size_t channels, size_t stride,
                        const float *weights, const float *bias, float lo, float hi, float *out,
@@ -101,6 +101,6 @@ int hydra_depthwise3x3(const float *in, size_t height, size_t width, size_t chan
     if (channels == 0 || channels % 16 != 0 || height == 0 || width == 0 || (stride != 1 && stride != 2)) return -1;
     dw_ctx k = { in, weights, bias, out, height, width, channels, stride,
                  (height - 1) / stride + 1, (width - 1) / stride + 1, lo, hi };
-    hydra_parallelize_1d(pool, dw_row, &k, k.oh);
+    hydra_parallelize_1d(pool, dw_row_pick(), &k, k.oh);
     return 0;
 }

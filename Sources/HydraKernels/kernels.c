@@ -7,13 +7,38 @@
 #include "parallel.h"
 #include "vec.h"
 
-const char *hydra_kernels_isa(void) {
+static int detected_level(void) {
 #if defined(__x86_64__)
     __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx512f")) return "avx512f";
-    if (__builtin_cpu_supports("avx2")) return "avx2";
+    if (__builtin_cpu_supports("avx512f")) return 2;
+    if (__builtin_cpu_supports("avx2")) return 1;
 #endif
-    return "generic";
+    return 0;
+}
+
+/* -1: not yet known. Written once from the CPU (a benign race: every thread writes the same value)
+   or by hydra_kernels_set_isa, which tests call before running kernels. */
+static int isa_level = -1;
+
+int hydra_isa_level(void) {
+    int level = __atomic_load_n(&isa_level, __ATOMIC_RELAXED);
+    if (level < 0) {
+        level = detected_level();
+        __atomic_store_n(&isa_level, level, __ATOMIC_RELAXED);
+    }
+    return level;
+}
+
+int hydra_kernels_set_isa(const char *isa) {
+    int want = !isa ? detected_level() : !strcmp(isa, "avx512f") ? 2 : !strcmp(isa, "avx2") ? 1 : !strcmp(isa, "generic") ? 0 : -1;
+    if (want < 0 || want > detected_level()) return -1;
+    __atomic_store_n(&isa_level, want, __ATOMIC_RELAXED);
+    return 0;
+}
+
+const char *hydra_kernels_isa(void) {
+    static const char *const names[] = {"generic", "avx2", "avx512f"};
+    return names[hydra_isa_level()];
 }
 
 /* ---- preprocessing ---- */
@@ -143,8 +168,7 @@ static void pool_tail(const pool_ctx *p, const float *const rows[5], size_t y, s
     }
 }
 
-HYDRA_DISPATCH
-static void pool_row(void *vctx, size_t pair) {
+HYDRA_BODY void pool_row_body(void *vctx, size_t pair) {
     const pool_ctx *p = (const pool_ctx *)vctx;
     const size_t y = 2 * pair;
     const int two = y + 1 < p->h;
@@ -157,17 +181,18 @@ static void pool_row(void *vctx, size_t pair) {
         if (two) pool_tail(p, rows + 1, y + 1, c0);
     }
 }
+HYDRA_CLONES(pool_row, (void *vctx, size_t pair), (vctx, pair))
 
 void hydra_crp_scale_stage(const float *top, const float *x, const float *scale, float *top_out, float *x_out,
                            size_t height, size_t width, size_t channels, pthreadpool_t pool) {
     pool_ctx p = { top, top_out, height, width, channels, scale, x, x_out };
-    hydra_parallelize_1d(pool, pool_row, &p, (height + 1) / 2);
+    hydra_parallelize_1d(pool, pool_row_pick(), &p, (height + 1) / 2);
 }
 
 void hydra_maxpool5(const float *in, float *out, size_t height, size_t width,
                     size_t channels, pthreadpool_t pool) {
     pool_ctx p = { in, out, height, width, channels, NULL, NULL, NULL };
-    hydra_parallelize_1d(pool, pool_row, &p, (height + 1) / 2);
+    hydra_parallelize_1d(pool, pool_row_pick(), &p, (height + 1) / 2);
 }
 
 /* ---- per-channel scale ---- */
@@ -181,8 +206,7 @@ typedef struct {
 
 enum { SCALE_TILE = 64 };
 
-HYDRA_DISPATCH
-static void scale_tile(void *vctx, size_t start, size_t count) {
+HYDRA_BODY void scale_tile_body(void *vctx, size_t start, size_t count) {
     const scale_ctx *s = (const scale_ctx *)vctx;
     const size_t c = s->c;
     const float lo = s->lo, hi = s->hi;
@@ -196,11 +220,12 @@ static void scale_tile(void *vctx, size_t start, size_t count) {
         }
     }
 }
+HYDRA_CLONES(scale_tile, (void *vctx, size_t start, size_t count), (vctx, start, count))
 
 void hydra_channel_scale(const float *in, const float *scale, float *out, size_t pixels,
                          size_t channels, float lo, float hi, pthreadpool_t pool) {
     scale_ctx s = { in, scale, out, channels, lo, hi };
-    hydra_parallelize_1d_tile_1d(pool, scale_tile, &s, pixels, SCALE_TILE);
+    hydra_parallelize_1d_tile_1d(pool, scale_tile_pick(), &s, pixels, SCALE_TILE);
 }
 
 /* ---- 3x3 heads ---- */
@@ -216,8 +241,7 @@ typedef struct {
    Taps outside the image read a row of zeros. */
 enum { PIX = 4, OUTS = 4, LANES = 16 };
 
-HYDRA_DISPATCH
-static void head_row(void *vctx, size_t y) {
+HYDRA_BODY void head_row_body(void *vctx, size_t y) {
     const head_ctx *k = (const head_ctx *)vctx;
     const size_t W = k->wd, C = k->c, O = k->o;
     for (size_t x0 = 0; x0 < W; x0 += PIX) {
@@ -261,6 +285,7 @@ static void head_row(void *vctx, size_t y) {
         }
     }
 }
+HYDRA_CLONES(head_row, (void *vctx, size_t y), (vctx, y))
 
 void hydra_conv3x3_small(const float *in, size_t height, size_t width, size_t channels,
                          const float *weights, const float *bias, size_t out_channels,
@@ -268,6 +293,6 @@ void hydra_conv3x3_small(const float *in, size_t height, size_t width, size_t ch
     float *zeros = (float *)calloc(channels, sizeof(float));
     if (!zeros) abort();
     head_ctx k = { in, weights, bias, zeros, out, height, width, channels, out_channels };
-    hydra_parallelize_1d(pool, head_row, &k, height);
+    hydra_parallelize_1d(pool, head_row_pick(), &k, height);
     free(zeros);
 }

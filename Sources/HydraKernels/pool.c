@@ -60,8 +60,7 @@ static inline size_t element_bytes(int format) { return format == HYDRA_U8 ? 1 :
         }                                                                                           \
     } while (0)
 
-HYDRA_DISPATCH
-static void pool_pair(void *vctx, size_t pair) {
+HYDRA_BODY void pool_pair_body(void *vctx, size_t pair) {
     const pool_ctx *p = (const pool_ctx *)vctx;
     const size_t y = 2 * pair, w = p->w, c = p->c, eb = element_bytes(p->in_format), ob = element_bytes(p->out_format);
     const int two = y + 1 < p->h;
@@ -88,6 +87,7 @@ static void pool_pair(void *vctx, size_t pair) {
     } while (0)
     for (; c0 < c; c0 += 16) POOL_PAIR(v16, VMAX, LOADF, STOREF);
 }
+HYDRA_CLONES(pool_pair, (void *vctx, size_t pair), (vctx, pair))
 
 int hydra_maxpool5_typed(const void *in, int in_format, void *out, int out_format, float scale, int32_t zero,
                          size_t height, size_t width, size_t channels, pthreadpool_t pool) {
@@ -95,6 +95,6 @@ int hydra_maxpool5_typed(const void *in, int in_format, void *out, int out_forma
     if (!known || channels % 16 != 0 || height == 0 || width == 0 || (in_format == HYDRA_U8 && out_format != HYDRA_U8)) return -1;
     if (in_format != HYDRA_U8 && out_format == HYDRA_U8 && (!(scale > 0) || zero < 0 || zero > 255)) return -1;
     pool_ctx p = {in, out, in_format, out_format, scale, out_format == HYDRA_U8 ? 1.0f / scale : 0, zero, height, width, channels};
-    hydra_parallelize_1d(pool, pool_pair, &p, (height + 1) / 2);
+    hydra_parallelize_1d(pool, pool_pair_pick(), &p, (height + 1) / 2);
     return 0;
 }

@@ -53,8 +53,7 @@ typedef struct {
 } resize_ctx;
 
 /* Horizontal pass over one source row of one plane (row index = plane * h + y). */
-HYDRA_DISPATCH
-static void h_pass(void *vctx, size_t row) {
+HYDRA_BODY void h_pass_body(void *vctx, size_t row) {
     const resize_ctx *c = (const resize_ctx *)vctx;
     const float *s = c->src + row * c->w;
     float *d = c->tmp + row * c->W;
@@ -67,10 +66,10 @@ static void h_pass(void *vctx, size_t row) {
         d[X] = v;
     }
 }
+HYDRA_CLONES(h_pass, (void *vctx, size_t row), (vctx, row))
 
 /* Vertical pass for one output row of one plane (row index = plane * H + Y). */
-HYDRA_DISPATCH
-static void v_pass(void *vctx, size_t row) {
+HYDRA_BODY void v_pass_body(void *vctx, size_t row) {
     const resize_ctx *c = (const resize_ctx *)vctx;
     const size_t p = row / c->H, Y = row % c->H, n = c->taps, W = c->W;
     const float *base = c->tmp + p * c->h * W;
@@ -87,10 +86,10 @@ static void v_pass(void *vctx, size_t row) {
         for (size_t X = 0; X < W; X++) d[X] = b0 * r0[X] + b1 * r1[X];
     }
 }
+HYDRA_CLONES(v_pass, (void *vctx, size_t row), (vctx, row))
 
 /* Vertical cubic pass for one output row, all planes, keeping the running argmax. */
-HYDRA_DISPATCH
-static void v_argmax(void *vctx, size_t Y) {
+HYDRA_BODY void v_argmax_body(void *vctx, size_t Y) {
     const resize_ctx *c = (const resize_ctx *)vctx;
     const size_t W = c->W;
     const int32_t *i = c->yi + 4 * Y;
@@ -118,6 +117,7 @@ static void v_argmax(void *vctx, size_t Y) {
     }
     free(best);
 }
+HYDRA_CLONES(v_argmax, (void *vctx, size_t Y), (vctx, Y))
 
 static int make_tables(resize_ctx *c, int cubic) {
     const size_t n = cubic ? 4 : 2;
@@ -141,8 +141,8 @@ static void resize(const float *src, size_t planes, size_t h, size_t w, float *d
                    float *tmp, pthreadpool_t pool, int cubic) {
     resize_ctx c = { src, tmp, dst, NULL, planes, h, w, H, W, 0, NULL, NULL, NULL, NULL };
     if (make_tables(&c, cubic) != 0) abort();
-    hydra_parallelize_1d(pool, h_pass, &c, planes * h);
-    hydra_parallelize_1d(pool, v_pass, &c, planes * H);
+    hydra_parallelize_1d(pool, h_pass_pick(), &c, planes * h);
+    hydra_parallelize_1d(pool, v_pass_pick(), &c, planes * H);
     free_tables(&c);
 }
 
@@ -160,8 +160,8 @@ void hydra_argmax_cubic(const float *src, size_t planes, size_t h, size_t w,
                         uint8_t *labels, size_t H, size_t W, float *tmp, pthreadpool_t pool) {
     resize_ctx c = { src, tmp, NULL, labels, planes, h, w, H, W, 0, NULL, NULL, NULL, NULL };
     if (make_tables(&c, 1) != 0) abort();
-    hydra_parallelize_1d(pool, h_pass, &c, planes * h);
-    hydra_parallelize_1d(pool, v_argmax, &c, H);
+    hydra_parallelize_1d(pool, h_pass_pick(), &c, planes * h);
+    hydra_parallelize_1d(pool, v_argmax_pick(), &c, H);
     free_tables(&c);
 }
 

@@ -54,8 +54,7 @@ static inline __attribute__((always_inline)) void store_out(const stem_ctx *k, s
    3x3 window hangs over the border, as the reference pads the normalised image); then per block of
    16 outputs the 27 weight vectors stay in registers and each pixel costs 27 broadcast FMAs, in
    XNNPACK's order (bias first, then taps row by row, channels innermost). */
-HYDRA_DISPATCH
-static void stem_row(void *vctx, size_t oy) {
+HYDRA_BODY void stem_row_body(void *vctx, size_t oy) {
     const stem_ctx *k = (const stem_ctx *)vctx;
     float in[3][2 * STEM_TILE + 1][3];
     for (size_t x0 = 0; x0 < k->ow; x0 += STEM_TILE) {
@@ -118,6 +117,7 @@ static void stem_row(void *vctx, size_t oy) {
         }
     }
 }
+HYDRA_CLONES(stem_row, (void *vctx, size_t oy), (vctx, oy))
 
 static int stem(const uint8_t *rgb, size_t height, size_t width, const float mean[3], const float std[3],
                 const float *weights, const float *bias, size_t out_channels, float lo, float hi, float *out,
@@ -127,7 +127,7 @@ static int stem(const uint8_t *rgb, size_t height, size_t width, const float mea
     stem_ctx k = { rgb, weights, bias, out, out16, out8, out8 ? 1.0f / qscale : 0, qzero, height, width, (width + 1) / 2, out_channels, lo, hi, {{0}} };
     for (int c = 0; c < 3; c++) /* the reference's arithmetic, as in hydra_preprocess_rgb8 */
         for (int v = 0; v < 256; v++) k.lut[c][v] = ((float)v / 255.0f - mean[c]) / std[c];
-    hydra_parallelize_1d(pool, stem_row, &k, (height + 1) / 2);
+    hydra_parallelize_1d(pool, stem_row_pick(), &k, (height + 1) / 2);
     return 0;
 }
 

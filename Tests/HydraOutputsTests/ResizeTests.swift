@@ -1,5 +1,6 @@
 import Foundation
 import HydraEngine
+import HydraKernels
 import XCTest
 @testable import HydraOutputs
 
@@ -21,7 +22,11 @@ final class ResizeTests: XCTestCase {
             let name = String(base.prefix { $0 != "_" })
             let size = base.split(separator: "_").last!.split(separator: "x").map { Int($0)! }
             let src = try load("\(name)_src")
-            try body(name + " " + size.map(String.init).joined(separator: "x"), src.shape, src.values, size[0], size[1])
+            // Every clone set of the resize kernels this CPU can run (hydra_kernels_set_isa).
+            for isa in ["avx512f", "avx2", "generic"] where hydra_kernels_set_isa(isa) == 0 {
+                defer { _ = hydra_kernels_set_isa(nil) }
+                try body("\(name) \(size.map(String.init).joined(separator: "x")) [\(isa)]", src.shape, src.values, size[0], size[1])
+            }
             count += 1
         }
         XCTAssertGreaterThanOrEqual(count, 12)

@@ -242,7 +242,12 @@ void hydra_head3x3_int8_reference(const uint8_t *in, size_t height, size_t width
                                   const int8_t *weights, const float *weight_scales, const float *bias, size_t out_channels,
                                   float *out);
 
-/* Returns the instruction set the dispatcher picks on this CPU ("avx512f", "avx2", "generic"). */
+/* The instruction set the cloned kernels run as ("avx512f", "avx2", "generic"): the CPU's best unless forced. */
 const char *hydra_kernels_isa(void);
+
+/* Runs the cloned kernels as "avx512f", "avx2" or "generic" from now on (NULL: the CPU's best);
+   0 on success, -1 for an unknown name or one the CPU cannot run. For tests and benchmarks: call
+   it while no kernel runs. */
+int hydra_kernels_set_isa(const char *isa);
 
 #endif
