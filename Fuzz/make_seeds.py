@@ -121,12 +121,23 @@ def checkpoint_seeds():
         write("checkpoint", name, buf.getvalue())
 
 
+def formdata_seeds():
+    """Bodies for the formdata target, whose boundary is XyZ."""
+    part = lambda headers, body: b"--XyZ\r\n" + b"".join(h + b"\r\n" for h in headers) + b"\r\n" + body + b"\r\n"
+    image = [b'Content-Disposition: form-data; name="image"; filename="f.png"', b"Content-Type: image/png"]
+    write("formdata", "one-image", part(image, PNG) + b"--XyZ--\r\n")
+    write("formdata", "preamble-fields-epilogue", b"preamble\r\n" + part([b'Content-Disposition: form-data; name="note"'], b"hi\r\nthere")
+          + part(image, PNG) + b"--XyZ--\r\nepilogue")
+    write("formdata", "padding-folding", b"--XyZ \t\r\nContent-Disposition: form-data;\r\n name=\"image\"\r\n\r\nabc\r\n--XyZ--")
+
+
 if __name__ == "__main__":
     http_seeds()
     chunked_seeds()
     infer_seeds()
     safetensors_seeds()
     checkpoint_seeds()
+    formdata_seeds()
     for d in sorted(CORPUS.iterdir()):
         files = list(d.iterdir())
         print(f"{d.name}: {len(files)} seeds, {sum(f.stat().st_size for f in files)} bytes")

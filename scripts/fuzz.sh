@@ -6,7 +6,7 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 SECONDS_PER_TARGET=${FUZZ_SECONDS:-60}
-TARGETS=${FUZZ_TARGETS:-http chunked infer png jpeg safetensors checkpoint}
+TARGETS=${FUZZ_TARGETS:-http chunked infer png jpeg safetensors checkpoint formdata}
 SWIFT=${SWIFT:-swift}
 BIN=.build/fuzz/debug/hydra-fuzz
 

@@ -28,6 +28,8 @@ package enum FuzzTarget: String, CaseIterable, Sendable {
     case safetensors
     /// A PyTorch checkpoint (zip or legacy pickle) through the restricted unpickler.
     case checkpoint
+    /// A multipart/form-data body (boundary `XyZ`) through `FormData` to the image field.
+    case formdata
 
     /// Runs one input.
     package func run(_ data: [UInt8]) {
@@ -43,6 +45,7 @@ package enum FuzzTarget: String, CaseIterable, Sendable {
             _ = try? Model(safetensors: file)
         }
         case .checkpoint: Self.withFile(data) { path in _ = try? TorchCheckpoint.read(path: path) }
+        case .formdata: _ = try? RequestImage.bytes(body: data, contentType: "multipart/form-data; boundary=XyZ")
         }
     }
 

@@ -32,16 +32,48 @@ final class RequestImageTests: XCTestCase {
         XCTAssertEqual(status([1], type: "multipart/form-data"), 400, "no boundary parameter")
     }
 
-    /// MultipartKit 4.7.1 traps on such a name; found by the http fuzz target (Fuzz/regressions/http).
+    /// Such a name trapped MultipartKit 4.7.1 (found by the http fuzz target, Fuzz/regressions/http).
     func testANonASCIIPartHeaderNameIsA400NotACrash() {
         var body = Array("--XyZ\r\nContent-Disposition: form-data; name=\"image\"\r\nX-".utf8)
         body += [0xC3, 0xA9]
         body += Array(": v\r\n\r\nabc\r\n--XyZ--\r\n".utf8)
         XCTAssertEqual(status(body), 400)
-        // The same byte in a header value is fine (UTF-8 filenames).
-        XCTAssertFalse(RequestImage.partHeaderNamesAreASCII(body, delimiter: Array("--XyZ".utf8)))
-        XCTAssertTrue(RequestImage.partHeaderNamesAreASCII(form([("Content-Disposition: form-data; name=\"image\"; filename=\"\u{e9}\"", "x")]),
-                                                           delimiter: Array("--XyZ".utf8)))
+        // The same bytes in a header value are fine (UTF-8 filenames).
+        XCTAssertEqual(status(form([("Content-Disposition: form-data; name=\"image\"; filename=\"\u{e9}\"", "x")])), nil)
+    }
+
+    func testFramingFollowsRFC2046() throws {
+        // A preamble, padding after a delimiter, a folded header, an epilogue; CRLF inside content stays.
+        let body = Array(("preamble\r\n--XyZ  \r\nContent-Disposition: form-data;\r\n name=\"image\"\r\n\r\n"
+            + "line1\r\n--XyZnot\r\n--XyZ--\r\nepilogue").utf8)
+        XCTAssertEqual(status(body), 400, "a delimiter that goes on after the boundary is not one")
+        let good = Array(("preamble\r\n--XyZ \t\r\nContent-Disposition: form-data;\r\n name=\"image\"\r\n\r\n"
+            + "a\r\nb\r\n--XyZ--\r\nepilogue").utf8)
+        let form = try FormData(body: good, boundary: "XyZ")
+        XCTAssertEqual(form.parts.count, 1)
+        XCTAssertEqual(form.parts[0].name, "image")
+        XCTAssertEqual(Array(good[form.parts[0].content]), Array("a\r\nb".utf8))
+        XCTAssertEqual(try RequestImage.bytes(body: good, contentType: type), Array("a\r\nb".utf8))
+    }
+
+    func testLimitsAndBrokenHeadersAreRefused() {
+        let many = Array((String(repeating: "--XyZ\r\nContent-Disposition: form-data; name=\"n\"\r\n\r\nv\r\n", count: 65) + "--XyZ--\r\n").utf8)
+        XCTAssertEqual(status(many), 400, "more than 64 parts")
+        let longHeader = Array(("--XyZ\r\nX: " + String(repeating: "a", count: 9000) + "\r\n\r\nv\r\n--XyZ--\r\n").utf8)
+        XCTAssertEqual(status(longHeader), 400, "headers over 8 KiB")
+        XCTAssertEqual(status(form([("no colon here", "v")])), 400)
+        XCTAssertEqual(status(form([("Bad Name: v", "v")])), 400, "a space is not a token byte")
+        XCTAssertEqual(status(Array("--XyZ\r\nContent-Disposition: form-data; name=\"image\"\r\n".utf8)), 400, "headers never end")
+        XCTAssertEqual(status(Array("--XyZ".utf8)), 400, "nothing after the delimiter")
+    }
+
+    func testParsingIsLinearInTheBody() throws {
+        // Bodies that made naive searches cost boundary length x size: one pass each.
+        let boundary = String(repeating: "-", count: 190)
+        XCTAssertEqual(status(Array(repeating: UInt8(ascii: "-"), count: 2_000_000), type: "multipart/form-data; boundary=" + boundary), 400)
+        var body = Array("--XyZ\r\nContent-Disposition: form-data; name=\"image\"\r\n\r\n".utf8)
+        body += [UInt8](repeating: 13, count: 1_000_000) + Array("\r\n--XyZ--\r\n".utf8)
+        XCTAssertEqual(try RequestImage.bytes(body: body, contentType: type).count, 1_000_000)
     }
 
     func testFindIsASubstringSearch() {
