@@ -19,44 +19,107 @@ public struct Architecture: Sendable, Equatable {
     /// Encoder layers whose outputs feed the decoder, with their channel counts.
     static let skips: [(layer: Int, channels: Int)] = [(3, 24), (4, 32), (5, 64), (6, 96), (7, 160), (8, 320)]
 
+    /// One layer of the network, named as in the official checkpoint.
+    public struct Layer: Sendable, Equatable {
+        public enum Kind: Sendable, Equatable {
+            /// A convolution followed by BatchNorm (`NAME.0.weight`, `NAME.1.*`; folded at load).
+            case convBN(stride: Int, depthwise: Bool, relu6: Bool)
+            /// A convolution without BatchNorm (`NAME.weight`, and `NAME.bias` for the heads).
+            case conv(bias: Bool)
+            /// A depthwise 1x1 convolution without bias: a per-channel scale (`NAME.weight`).
+            case scale
+        }
+
+        public let name: String
+        public let kind: Kind
+        /// PyTorch shape of the weight.
+        public let shape: [Int]
+    }
+
+    /// The layers in checkpoint order, each spelled once, and the roles the graph wires them by.
+    /// `convs` and `scales` are separate index spaces: a graph step holds the index of its layer.
+    public struct LayerTable: Sendable {
+        public private(set) var convs: [Layer] = []
+        public private(set) var scales: [Layer] = []
+        /// Checkpoint order over both kinds (`.conv(i)` or `.scale(i)`), for the parameter list.
+        private(set) var order: [(isScale: Bool, index: Int)] = []
+        private(set) var stem = 0
+        /// Per MobileNetV2 stage, per repeat: the expansion, depthwise and projection convolutions.
+        private(set) var blocks: [[(expand: Int, depthwise: Int, project: Int)]] = []
+        /// Encoder layer (3...8) to the 1x1 convolution that takes its output into the decoder.
+        private(set) var skips: [Int: Int] = [:]
+        /// crp2-4's four stage convolutions; crp1's four stage scales.
+        private(set) var crpConvs: [Int: [Int]] = [:]
+        private(set) var crp1Scales: [Int] = []
+        private(set) var adapts: [Int: Int] = [:]
+        /// Per head ("segm", "depth", "normal"): its pre_* scale and its 3x3 convolution.
+        private(set) var heads: [(name: String, pre: Int, conv: Int)] = []
+
+        private mutating func conv(_ name: String, _ kind: Layer.Kind, _ shape: [Int]) -> Int {
+            convs.append(Layer(name: name, kind: kind, shape: shape))
+            order.append((false, convs.count - 1))
+            return convs.count - 1
+        }
+
+        private mutating func scale(_ name: String, _ channels: Int) -> Int {
+            scales.append(Layer(name: name, kind: .scale, shape: [channels, 1, 1, 1]))
+            order.append((true, scales.count - 1))
+            return scales.count - 1
+        }
+
+        init(_ a: Architecture) {
+            stem = conv("layer1", .convBN(stride: 2, depthwise: false, relu6: true), [32, 3, 3, 3])
+            var cin = 32
+            for (i, b) in Architecture.blocks.enumerated() {
+                var stage: [(Int, Int, Int)] = []
+                for r in 0..<b.n {
+                    let p = "layer\(i + 2).\(r).output", hidden = cin * b.t
+                    let e = conv("\(p).0", .convBN(stride: 1, depthwise: false, relu6: true), [hidden, cin, 1, 1])
+                    let d = conv("\(p).1", .convBN(stride: r == 0 ? b.s : 1, depthwise: true, relu6: true), [hidden, 1, 3, 3])
+                    let o = conv("\(p).2", .convBN(stride: 1, depthwise: false, relu6: false), [b.c, hidden, 1, 1])
+                    stage.append((e, d, o))
+                    cin = b.c
+                }
+                blocks.append(stage)
+            }
+            let w = Architecture.decoderWidth
+            for (layer, c) in Architecture.skips.reversed() { skips[layer] = conv("conv\(layer)", .conv(bias: false), [w, c, 1, 1]) }
+            for crp in [4, 3, 2, 1] {
+                for i in 1...4 {
+                    let name = "crp\(crp).0.\(i)_outvar_dimred"
+                    if crp == 1 { crp1Scales.append(scale(name, w)) } else { crpConvs[crp, default: []].append(conv(name, .conv(bias: false), [w, w, 1, 1])) }
+                }
+            }
+            for k in [4, 3, 2] { adapts[k] = conv("conv_adapt\(k)", .conv(bias: false), [w, w, 1, 1]) }
+            for (head, out) in [("depth", 1), ("segm", a.numClasses)] + (a.hasNormals ? [("normal", 3)] : []) {
+                let pre = scale("pre_\(head)", w)
+                heads.append((head, pre, conv(head, .conv(bias: true), [out, w, 3, 3])))
+            }
+            // The graph computes the heads segmentation first.
+            heads.sort { ["segm", "depth", "normal"].firstIndex(of: $0.name)! < ["segm", "depth", "normal"].firstIndex(of: $1.name)! }
+        }
+    }
+
+    /// The layers of this architecture.
+    public var layers: LayerTable { LayerTable(self) }
+
     /// Every parameter the model needs, in checkpoint order, with its PyTorch shape.
     /// BatchNorm `num_batches_tracked` counters are bookkeeping and not listed.
     public var parameters: [(name: String, shape: [Int])] {
+        let t = layers
         var out: [(String, [Int])] = []
-        func convBN(_ prefix: String, _ cin: Int, _ cout: Int, _ k: Int, groups: Int) {
-            out.append(("\(prefix).0.weight", [cout, cin / groups, k, k]))
-            for p in ["weight", "bias", "running_mean", "running_var"] { out.append(("\(prefix).1.\(p)", [cout])) }
-        }
-        convBN("layer1", 3, 32, 3, groups: 1)
-        var cin = 32
-        for (i, b) in Self.blocks.enumerated() {
-            for r in 0..<b.n {
-                let p = "layer\(i + 2).\(r).output"
-                let hidden = cin * b.t
-                convBN("\(p).0", cin, hidden, 1, groups: 1)
-                convBN("\(p).1", hidden, hidden, 3, groups: hidden)
-                convBN("\(p).2", hidden, b.c, 1, groups: 1)
-                cin = b.c
+        for (isScale, i) in t.order {
+            let layer = isScale ? t.scales[i] : t.convs[i]
+            switch layer.kind {
+            case .convBN:
+                out.append(("\(layer.name).0.weight", layer.shape))
+                for p in ["weight", "bias", "running_mean", "running_var"] { out.append(("\(layer.name).1.\(p)", [layer.shape[0]])) }
+            case let .conv(bias):
+                out.append(("\(layer.name).weight", layer.shape))
+                if bias { out.append(("\(layer.name).bias", [layer.shape[0]])) }
+            case .scale:
+                out.append(("\(layer.name).weight", layer.shape))
             }
-        }
-        let w = Self.decoderWidth
-        for (layer, c) in Self.skips.reversed() { out.append(("conv\(layer).weight", [w, c, 1, 1])) }
-        for crp in [4, 3, 2, 1] {
-            for i in 1...4 {
-                out.append(("crp\(crp).0.\(i)_outvar_dimred.weight", crp == 1 ? [w, 1, 1, 1] : [w, w, 1, 1]))
-            }
-        }
-        for a in [4, 3, 2] { out.append(("conv_adapt\(a).weight", [w, w, 1, 1])) }
-        out.append(("pre_depth.weight", [w, 1, 1, 1]))
-        out.append(("depth.weight", [1, w, 3, 3]))
-        out.append(("depth.bias", [1]))
-        out.append(("pre_segm.weight", [w, 1, 1, 1]))
-        out.append(("segm.weight", [numClasses, w, 3, 3]))
-        out.append(("segm.bias", [numClasses]))
-        if hasNormals {
-            out.append(("pre_normal.weight", [w, 1, 1, 1]))
-            out.append(("normal.weight", [3, w, 3, 3]))
-            out.append(("normal.bias", [3]))
         }
         return out
     }

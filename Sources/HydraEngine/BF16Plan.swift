@@ -22,12 +22,12 @@ struct BF16Plan {
     /// `u8Tensors`: tensors an int8 replica stores as u8 (never bf16).
     init(graph: Graph, model: Model, int8Steps: Set<Int> = [], u8Tensors: Set<Int> = []) {
         let steps = graph.steps
-        func dense1x1(_ name: String) -> FoldedConv? {
-            guard let c = model.convs[name], c.isDense1x1 else { return nil }
-            return c
+        func dense1x1(_ layer: Int) -> FoldedConv? {
+            let c = model.convs[layer]
+            return c.isDense1x1 ? c : nil
         }
         func headTakingBF16(_ step: Graph.Step) -> Bool {
-            guard case let .head(name, x, _) = step, model.convs[name]!.inputChannels % 32 == 0 else { return false }
+            guard case let .head(layer, x, _) = step, model.convs[layer].inputChannels % 32 == 0 else { return false }
             return steps.filter { $0.outputs.contains(x) }.allSatisfy {
                 switch $0 {
                 case .scale, .crpChain: return true
@@ -37,7 +37,7 @@ struct BF16Plan {
         }
         func canWrite(_ step: Graph.Step, _ t: Int) -> Bool {
             switch step {
-            case let .conv(name, _, _): return dense1x1(name) != nil
+            case let .conv(layer, _, _): return dense1x1(layer) != nil
             case .convAdd: return true
             case .depthwise, .stem: return true
             case .maxPool5: return graph.channels[t] % 16 == 0
@@ -50,7 +50,7 @@ struct BF16Plan {
         }
         func canRead(_ step: Graph.Step, _ t: Int) -> Bool {
             switch step {
-            case let .conv(name, _, _): return dense1x1(name) != nil
+            case let .conv(layer, _, _): return dense1x1(layer) != nil
             case .convAdd: return true
             case .depthwise: return true
             case .maxPool5: return graph.channels[t] % 16 == 0
@@ -84,14 +84,14 @@ struct BF16Plan {
         tensors = bf16
         for (i, step) in steps.enumerated() {
             switch step {
-            case let .conv(name, x, out) where !int8Steps.contains(i):
-                if let c = dense1x1(name), bf16.contains(x) || bf16.contains(out) || c.inputChannels >= 64 {
+            case let .conv(layer, x, out) where !int8Steps.contains(i):
+                if let c = dense1x1(layer), bf16.contains(x) || bf16.contains(out) || c.inputChannels >= 64 {
                     weights[i] = model.reducedWeights.bf16(c)
                 }
-            case let .convAdd(name, _, _, _, _, _) where !int8Steps.contains(i):
-                weights[i] = model.reducedWeights.bf16(model.convs[name]!) // no XNNPACK operator does the fused add
-            case let .head(name, x, _) where bf16.contains(x):
-                weights[i] = model.reducedWeights.bf16Head(model.convs[name]!)
+            case let .convAdd(layer, _, _, _, _, _) where !int8Steps.contains(i):
+                weights[i] = model.reducedWeights.bf16(model.convs[layer]) // no XNNPACK operator does the fused add
+            case let .head(layer, x, _) where bf16.contains(x):
+                weights[i] = model.reducedWeights.bf16Head(model.convs[layer])
             default: break
             }
         }

@@ -137,8 +137,9 @@ public enum Calibration {
     /// Multiply-adds of a layer on a KITTI-sized frame (for the share of each layer).
     private static func multiplyAdds(_ model: Model, _ name: String) -> Double {
         let shapes = model.graph.shapes(height: 384, width: 1248, model: model)
-        for step in model.graph.steps where Int8Plan.layer(step, model.graph, model) == name {
-            let c = model.convs[name]!, x = step.inputs[0]
+        for step in model.graph.steps {
+            guard let layer = Int8Plan.layerIndex(step, model.graph, model), model.convs[layer].name == name else { continue }
+            let c = model.convs[layer], x = step.inputs[0]
             return Double(shapes[x].h * shapes[x].w) * Double(c.kernel * c.kernel * c.inputChannels * c.outputChannels)
         }
         return 0

@@ -2,36 +2,38 @@ import Foundation
 import HydraKernels
 
 /// The network as a straight-line list of steps over numbered tensors (NHWC, batch 1).
-/// Built once per model; shapes are fixed per input size by `Graph.shapes`.
+/// Built once per model; shapes are fixed per input size by `Graph.shapes`. A step names its layer
+/// by index: into the model's `convs` (conv, depthwise, head, convAdd) or `scales` (scale, crpScale,
+/// the crp chain's outputs), both indexed as `Architecture.LayerTable`.
 struct Graph: Sendable {
     enum Step: Sendable {
-        case conv(String, input: Int, output: Int)
+        case conv(Int, input: Int, output: Int)
         /// The first layer (`layer1`, 3x3 stride 2, ReLU6) by our own kernel, reading the 8-bit RGB image
         /// directly: preprocessing is fused into it. `weights`: [ky][kx][in][out].
         case stem(weights: [Float], output: Int)
         /// A depthwise 3x3 convolution by our own kernel (no per-replica indirection buffer).
         /// `weights`: [ky][kx][channel].
-        case depthwise(String, weights: [Float], input: Int, output: Int)
+        case depthwise(Int, weights: [Float], input: Int, output: Int)
         case add(Int, Int, output: Int, relu6: Bool)
         case maxPool5(input: Int, output: Int)
         /// Depthwise 1x1 convolution: a per-channel scale.
-        case scale(String, input: Int, output: Int, relu6: Bool)
+        case scale(Int, input: Int, output: Int, relu6: Bool)
         /// A crp1 stage in one pass: top' = scale * maxpool5(top); x' = x + top'.
-        case crpScale(String, top: Int, x: Int, topOut: Int, xOut: Int)
+        case crpScale(Int, top: Int, x: Int, topOut: Int, xOut: Int)
         /// The add before crp1, its four stages and the pre_* channel scales behind it in one wavefront
         /// pass (channels a multiple of 16): x = relu6(input + addend); sum = x + t1 + ... + t4; each
         /// output relu6(sum * its scale) (`hydra_crp_chain`: bit-identical to the separate steps; the
         /// sum and x never reach memory). `scales`: the four stages' per-channel scales, then each
         /// output's, one after the other (gathered once, here). `scratch`: the kernel's row buffers, alive only during this step.
-        case crpChain(scales: [Float], input: Int, addend: Int, outputs: [(scale: String, tensor: Int)], scratch: Int)
+        case crpChain(scales: [Float], input: Int, addend: Int, outputs: [(scale: Int, tensor: Int)], scratch: Int)
         /// 3x3 convolution with few outputs (the heads), by our own kernel: see `usesHeadKernel`.
-        case head(String, input: Int, output: Int)
+        case head(Int, input: Int, output: Int)
         /// Bilinear, half-pixel centres (PyTorch align_corners=False), to the size of `like`.
         case resize(input: Int, like: Int, output: Int)
         /// A dense 1x1 convolution with the add behind it fused into its epilogue (reduced-precision
         /// graphs only, `fusingResidualAdds`): output = clamp(conv(input) + residual) (ReLU6 or none);
         /// `raw` keeps the convolution's own output where another step reads it too.
-        case convAdd(String, input: Int, residual: Int, output: Int, relu6: Bool, raw: Int?)
+        case convAdd(Int, input: Int, residual: Int, output: Int, relu6: Bool, raw: Int?)
     }
 
     var steps: [Step] = []
@@ -50,15 +52,15 @@ struct Graph: Sendable {
     init(layers: ModelLayers, options: EngineOptions = EngineOptions()) {
         self.options = options
         input = tensor(3)
+        let t = layers.table
         var x = stem(layers)
         var cin = 32
         var skips: [Int: Int] = [:]
         for (i, b) in Architecture.blocks.enumerated() {
-            for r in 0..<b.n {
-                let p = "layer\(i + 2).\(r).output"
-                var y = conv("\(p).0", x, layers)
-                y = conv("\(p).1", y, layers)
-                y = conv("\(p).2", y, layers)
+            for (r, block) in t.blocks[i].enumerated() {
+                var y = conv(block.expand, x, layers)
+                y = conv(block.depthwise, y, layers)
+                y = conv(block.project, y, layers)
                 if cin == b.c, r > 0 || b.s == 1 { y = add(y, x, relu6: false) }
                 x = y
                 cin = b.c
@@ -66,27 +68,28 @@ struct Graph: Sendable {
             skips[i + 2] = x
         }
         let l = skips
-        var a = add(conv("conv8", l[8]!, layers), conv("conv7", l[7]!, layers), relu6: true)
+        func skip(_ layer: Int) -> Int { conv(t.skips[layer]!, l[layer]!, layers) }
+        var a = add(skip(8), skip(7), relu6: true)
         a = crp(a, 4, layers)
-        a = resize(conv("conv_adapt4", a, layers), like: l[6]!)
-        var b = add(conv("conv5", l[5]!, layers), conv("conv6", l[6]!, layers), relu6: false)
+        a = resize(conv(t.adapts[4]!, a, layers), like: l[6]!)
+        var b = add(skip(5), skip(6), relu6: false)
         b = add(b, a, relu6: true)
         b = crp(b, 3, layers)
-        b = resize(conv("conv_adapt3", b, layers), like: l[4]!)
-        var c = add(conv("conv4", l[4]!, layers), b, relu6: true)
+        b = resize(conv(t.adapts[3]!, b, layers), like: l[4]!)
+        var c = add(skip(4), b, relu6: true)
         c = crp(c, 2, layers)
-        c = resize(conv("conv_adapt2", c, layers), like: l[3]!)
-        let d = conv("conv3", l[3]!, layers)
-        let heads = ["segm", "depth"] + (layers.hasNormals ? ["normal"] : [])
-        let pre = tail(d, c, heads: heads.map { "pre_\($0)" }, layers)
-        segmentation = head("segm", pre[0], layers)
-        depth = head("depth", pre[1], layers)
-        if layers.hasNormals { normals = head("normal", pre[2], layers) }
+        c = resize(conv(t.adapts[2]!, c, layers), like: l[3]!)
+        let d = skip(3)
+        let pre = tail(d, c, heads: t.heads.map(\.pre), layers)
+        let outs = zip(t.heads, pre).map { head($0.conv, $1, layers) }
+        segmentation = outs[0]
+        depth = outs[1]
+        if t.heads.count > 2 { normals = outs[2] }
     }
 
     /// relu6(a + b), crp1, then a ReLU6 channel scale per head: one fused step where the channels
     /// allow (a multiple of 16), else the separate steps.
-    private mutating func tail(_ a: Int, _ b: Int, heads: [String], _ layers: ModelLayers) -> [Int] {
+    private mutating func tail(_ a: Int, _ b: Int, heads: [Int], _ layers: ModelLayers) -> [Int] {
         let c = channels[a]
         guard c % 16 == 0 else {
             let d = crp(add(a, b, relu6: true), 1, layers)
@@ -94,7 +97,7 @@ struct Graph: Sendable {
         }
         let outputs = heads.map { (scale: $0, tensor: tensor(c)) }
         let scratch = tensor(c)
-        let scales = (1...4).flatMap { layers.scales["crp1.0.\($0)_outvar_dimred"]! } + heads.flatMap { layers.scales[$0]! }
+        let scales = (layers.table.crp1Scales + heads).flatMap { layers.scales[$0] }
         steps.append(.crpChain(scales: scales, input: a, addend: b, outputs: outputs, scratch: scratch))
         return outputs.map(\.tensor)
     }
@@ -104,27 +107,27 @@ struct Graph: Sendable {
         return channels.count - 1
     }
 
-    private mutating func conv(_ name: String, _ x: Int, _ layers: ModelLayers) -> Int {
-        let c = layers.convs[name]!
+    private mutating func conv(_ layer: Int, _ x: Int, _ layers: ModelLayers) -> Int {
+        let c = layers.convs[layer]
         if c.kernel == 3, c.groups == c.inputChannels, c.groups == c.outputChannels, c.inputChannels % 16 == 0,
            c.stride == 1 || c.stride == 2, options.ownDepthwise {
             // [channel][ky][kx] to [ky][kx][channel].
             var w = [Float](repeating: 0, count: 9 * c.outputChannels)
             for ch in 0..<c.outputChannels { for t in 0..<9 { w[t * c.outputChannels + ch] = c.weights[ch * 9 + t] } }
             let out = tensor(c.outputChannels)
-            steps.append(.depthwise(name, weights: w, input: x, output: out))
+            steps.append(.depthwise(layer, weights: w, input: x, output: out))
             return out
         }
         let out = tensor(c.outputChannels)
-        steps.append(.conv(name, input: x, output: out))
+        steps.append(.conv(layer, input: x, output: out))
         return out
     }
 
     private mutating func stem(_ layers: ModelLayers) -> Int {
-        let c = layers.convs["layer1"]!
+        let c = layers.convs[layers.table.stem]
         guard c.kernel == 3, c.stride == 2, c.groups == 1, c.inputChannels == 3, c.outputChannels % 16 == 0,
               options.ownStem
-        else { return conv("layer1", input, layers) }
+        else { return conv(layers.table.stem, input, layers) }
         // [out][ky][kx][in] (XNNPACK's order) to [ky][kx][in][out].
         let taps = 27, outs = c.outputChannels
         var w = [Float](repeating: 0, count: taps * outs)
@@ -141,11 +144,11 @@ struct Graph: Sendable {
         c.kernel == 3 && c.stride == 1 && c.groups == 1 && c.inputChannels % 16 == 0 && c.outputChannels < 16 && options.ownHeads
     }
 
-    private mutating func head(_ name: String, _ x: Int, _ layers: ModelLayers) -> Int {
-        let c = layers.convs[name]!
-        guard usesHeadKernel(c) else { return conv(name, x, layers) }
+    private mutating func head(_ layer: Int, _ x: Int, _ layers: ModelLayers) -> Int {
+        let c = layers.convs[layer]
+        guard usesHeadKernel(c) else { return conv(layer, x, layers) }
         let out = tensor(c.outputChannels)
-        steps.append(.head(name, input: x, output: out))
+        steps.append(.head(layer, input: x, output: out))
         return out
     }
 
@@ -155,9 +158,9 @@ struct Graph: Sendable {
         return out
     }
 
-    private mutating func scale(_ name: String, _ x: Int, relu6: Bool) -> Int {
+    private mutating func scale(_ layer: Int, _ x: Int, relu6: Bool) -> Int {
         let out = tensor(channels[x])
-        steps.append(.scale(name, input: x, output: out, relu6: relu6))
+        steps.append(.scale(layer, input: x, output: out, relu6: relu6))
         return out
     }
 
@@ -171,18 +174,17 @@ struct Graph: Sendable {
     private mutating func crp(_ x0: Int, _ n: Int, _ layers: ModelLayers) -> Int {
         var x = x0, top = x0
         if n == 1 {
-            for i in 1...4 {
+            for stage in layers.table.crp1Scales {
                 let t = tensor(channels[top]), y = tensor(channels[x])
-                steps.append(.crpScale("crp1.0.\(i)_outvar_dimred", top: top, x: x, topOut: t, xOut: y))
+                steps.append(.crpScale(stage, top: top, x: x, topOut: t, xOut: y))
                 (top, x) = (t, y)
             }
             return x
         }
-        for i in 1...4 {
+        for stage in layers.table.crpConvs[n]! {
             let pooled = tensor(channels[top])
             steps.append(.maxPool5(input: top, output: pooled))
-            let name = "crp\(n).0.\(i)_outvar_dimred"
-            top = conv(name, pooled, layers)
+            top = conv(stage, pooled, layers)
             x = add(x, top, relu6: false)
         }
         return x
@@ -192,17 +194,17 @@ struct Graph: Sendable {
     /// that convolution (`.convAdd`), where the other operand is ready when the convolution runs.
     /// For reduced-precision replicas, whose GEMMs add the residual in their epilogue; f32 replicas
     /// keep XNNPACK's convolution and add (exact against the reference).
-    func fusingResidualAdds(_ convs: [String: FoldedConv]) -> Graph {
+    func fusingResidualAdds(_ convs: [FoldedConv]) -> Graph {
         var steps = self.steps
         var fused = Set<Int>()
         func writer(_ t: Int) -> Int? { steps.firstIndex { $0.outputs.contains(t) } }
         for (i, step) in steps.enumerated() {
             guard case let .add(a, b, out, relu6) = step else { continue }
             for (t, other) in [(a, b), (b, a)] {
-                guard let j = writer(t), case let .conv(name, x, _) = steps[j], convs[name]!.isDense1x1,
+                guard let j = writer(t), case let .conv(layer, x, _) = steps[j], convs[layer].isDense1x1,
                       (writer(other) ?? -1) < j else { continue }
                 let readers = steps.indices.filter { steps[$0].inputs.contains(t) }
-                steps[j] = .convAdd(name, input: x, residual: other, output: out, relu6: relu6, raw: readers == [i] ? nil : t)
+                steps[j] = .convAdd(layer, input: x, residual: other, output: out, relu6: relu6, raw: readers == [i] ? nil : t)
                 fused.insert(i)
                 break
             }
@@ -215,15 +217,15 @@ struct Graph: Sendable {
     /// This graph with the resize before the crp1 chain done by the chain itself (reduced-precision
     /// graphs): the chain reads the addend at its own size and upsamples it as it forms each row, so
     /// the full-size resized tensor is never written or read (at 1226x370, 29 MB of f32 each way).
-    func fusingResizeIntoChain(_ convs: [String: FoldedConv]) -> Graph {
+    func fusingResizeIntoChain(_ convs: [FoldedConv]) -> Graph {
         var steps = self.steps
         for (i, step) in steps.enumerated() {
             // The resize must be to x's size: x is a 1x1 convolution of the tensor it takes its size from.
             guard case let .crpChain(scales, x, addend, outs, scratch) = step,
                   let j = steps.firstIndex(where: { $0.outputs.contains(addend) }), case let .resize(small, like, _) = steps[j],
                   steps.indices.filter({ steps[$0].inputs.contains(addend) }) == [i],
-                  let w = steps.first(where: { $0.outputs.contains(x) }), let name = w.convolution, w.inputs.first == like,
-                  convs[name]!.kernel == 1, convs[name]!.stride == 1 else { continue }
+                  let w = steps.first(where: { $0.outputs.contains(x) }), let layer = w.convolution, w.inputs.first == like,
+                  convs[layer].kernel == 1, convs[layer].stride == 1 else { continue }
             steps[i] = .crpChain(scales: scales, input: x, addend: small, outputs: outs, scratch: scratch)
             steps.remove(at: j)
             break
@@ -239,16 +241,16 @@ struct Graph: Sendable {
         s[input] = (height, width)
         for step in steps {
             switch step {
-            case let .conv(name, x, out):
-                let c = model.convs[name]!
+            case let .conv(layer, x, out):
+                let c = model.convs[layer]
                 let pad = c.kernel / 2
                 s[out] = ((s[x].h + 2 * pad - c.kernel) / c.stride + 1, (s[x].w + 2 * pad - c.kernel) / c.stride + 1)
             case let .convAdd(_, x, _, out, _, raw):
                 s[out] = s[x] // 1x1, stride 1
                 if let raw { s[raw] = s[x] }
             case let .stem(_, out): s[out] = ((s[input].h + 1) / 2, (s[input].w + 1) / 2)
-            case let .depthwise(name, _, x, out):
-                let st = model.convs[name]!.stride
+            case let .depthwise(layer, _, x, out):
+                let st = model.convs[layer].stride
                 s[out] = ((s[x].h - 1) / st + 1, (s[x].w - 1) / st + 1)
             case let .add(a, _, out, _): s[out] = s[a]
             case let .head(_, x, out): s[out] = s[x]

@@ -30,15 +30,15 @@ struct Int8Plan {
     /// `layers`, when given, replaces the calibration's choice (per-layer sensitivity measures one at a time).
     init(graph: Graph, model: Model, calibration: Int8Calibration, layers: Set<String>? = nil) {
         for (i, step) in graph.steps.enumerated() {
-            guard let name = Self.layer(step, graph, model), let q = calibration.quantization(of: name),
-                  layers?.contains(name) ?? !calibration.keep.contains(name) else { continue }
+            guard let layer = Self.layerIndex(step, graph, model), case let name = model.convs[layer].name,
+                  let q = calibration.quantization(of: name), layers?.contains(name) ?? !calibration.keep.contains(name) else { continue }
             let input = Quantization(scale: q.scale, zero: q.zero)
             if case let .head(_, x, _) = step {
                 guard q.zero == 0 else { continue } // a ReLU6 output: zero and the padding are the same value
-                steps[i] = Step(weights: model.reducedWeights.int8Head(model.convs[name]!), input: input)
+                steps[i] = Step(weights: model.reducedWeights.int8Head(model.convs[layer]), input: input)
                 u8Tensors[x] = input
             } else {
-                steps[i] = Step(weights: model.reducedWeights.int8(model.convs[name]!), input: input)
+                steps[i] = Step(weights: model.reducedWeights.int8(model.convs[layer]), input: input)
             }
         }
         let all = graph.steps
@@ -75,12 +75,17 @@ struct Int8Plan {
 
     /// The layer a step would run in int8: a dense 1x1 convolution, or a 3x3 head (channels a multiple
     /// of 64) whose input the crp1 chain writes for it alone.
-    static func layer(_ step: Graph.Step, _ graph: Graph, _ model: Model) -> String? {
-        if let name = step.convolution, model.convs[name]!.isDense1x1 { return name }
-        guard case let .head(name, x, _) = step, model.convs[name]!.inputChannels % 64 == 0 else { return nil }
+    static func layerIndex(_ step: Graph.Step, _ graph: Graph, _ model: Model) -> Int? {
+        if let layer = step.convolution, model.convs[layer].isDense1x1 { return layer }
+        guard case let .head(layer, x, _) = step, model.convs[layer].inputChannels % 64 == 0 else { return nil }
         let writers = graph.steps.filter { $0.outputs.contains(x) }, readers = graph.steps.filter { $0.inputs.contains(x) }
         guard writers.count == 1, case .crpChain = writers[0], readers.count == 1 else { return nil }
-        return name
+        return layer
+    }
+
+    /// The same layer by name (what calibrations are keyed by).
+    static func layer(_ step: Graph.Step, _ graph: Graph, _ model: Model) -> String? {
+        layerIndex(step, graph, model).map { model.convs[$0].name }
     }
 
     /// The layers int8 can run (the calibration measures their inputs).
@@ -91,9 +96,9 @@ struct Int8Plan {
 
 extension Graph.Step {
     /// The layer a convolution step runs (with or without a fused add).
-    var convolution: String? {
+    var convolution: Int? {
         switch self {
-        case let .conv(name, _, _), let .convAdd(name, _, _, _, _, _): return name
+        case let .conv(layer, _, _), let .convAdd(layer, _, _, _, _, _): return layer
         default: return nil
         }
     }

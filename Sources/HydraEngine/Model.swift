@@ -47,9 +47,10 @@ func outputClamp(relu6: Bool) -> (lo: Float, hi: Float) { relu6 ? (0, 6) : (-.in
 
 /// What the graph builder reads of a model's layers.
 struct ModelLayers {
-    let convs: [String: FoldedConv]
-    let scales: [String: [Float]]
-    let hasNormals: Bool
+    let table: Architecture.LayerTable
+    /// Indexed as `table.convs` and `table.scales`.
+    let convs: [FoldedConv]
+    let scales: [[Float]]
 }
 
 /// Immutable, shareable weights of one network: everything a `ModelReplica` needs to pack its
@@ -57,9 +58,12 @@ struct ModelLayers {
 public final class Model: Sendable {
     public let architecture: Architecture
     public let info: ModelInfo
-    let convs: [String: FoldedConv]
-    /// Per-channel scales of the depthwise 1x1 layers (crp1 stages, pre_* heads).
-    let scales: [String: [Float]]
+    /// The network's layers (names, kinds, roles); graph steps hold indices into `convs` and `scales`.
+    let layers: Architecture.LayerTable
+    /// Folded convolutions, indexed as `layers.convs`.
+    let convs: [FoldedConv]
+    /// Per-channel scales of the depthwise 1x1 layers (crp1 stages, pre_* heads), indexed as `layers.scales`.
+    let scales: [[Float]]
     /// The network as steps over tensors, built once here for every replica; `fusedGraph` with the
     /// residual adds fused into the 1x1 convolutions, for bf16 and int8 replicas.
     let graph: Graph
@@ -78,7 +82,7 @@ public final class Model: Sendable {
 
     /// Bytes of the folded weights (a model holds them once; packing for XNNPACK adds about as much again).
     public var weightBytes: Int {
-        convs.values.reduce(0) { $0 + ($1.weights.count + ($1.bias?.count ?? 0)) * 4 } + scales.values.reduce(0) { $0 + $1.count * 4 }
+        convs.reduce(0) { $0 + ($1.weights.count + ($1.bias?.count ?? 0)) * 4 } + scales.reduce(0) { $0 + $1.count * 4 }
     }
 
     /// Loads and validates parameters; every official name must be present with its shape.
@@ -96,64 +100,51 @@ public final class Model: Sendable {
         }
         try info.validate()
 
-        var convs: [String: FoldedConv] = [:]
-        func convBN(_ prefix: String, stride: Int, depthwise: Bool, relu6: Bool) throws {
-            let wName = "\(prefix).0.weight"
-            let shape = shapes[wName]!
-            let cout = shape[0], k = shape[2]
-            let cin = depthwise ? cout : shape[1]
-            let w = try source.values(wName)
-            let gamma = try source.values("\(prefix).1.weight"), beta = try source.values("\(prefix).1.bias")
-            let mean = try source.values("\(prefix).1.running_mean"), variance = try source.values("\(prefix).1.running_var")
-            var folded = Self.toXNNPACK(w, cout: cout, cinPerGroup: depthwise ? 1 : cin, k: k)
-            var bias = [Float](repeating: 0, count: cout)
-            let per = folded.count / cout
-            for o in 0..<cout {
-                let inv = Double(gamma[o]) / (Double(variance[o]) + Self.batchNormEpsilon).squareRoot()
-                for j in 0..<per { folded[o * per + j] = Float(Double(folded[o * per + j]) * inv) }
-                bias[o] = Float(Double(beta[o]) - Double(mean[o]) * inv)
-            }
-            convs[prefix] = FoldedConv(name: prefix, inputChannels: cin, outputChannels: cout, kernel: k, stride: stride,
-                                       groups: depthwise ? cout : 1, weights: folded, bias: bias, relu6: relu6)
-        }
-        func plain(_ name: String, relu6: Bool = false, withBias: Bool = false) throws {
-            let shape = shapes["\(name).weight"]!
-            let cout = shape[0], cin = shape[1], k = shape[2]
-            let w = Self.toXNNPACK(try source.values("\(name).weight"), cout: cout, cinPerGroup: cin, k: k)
-            convs[name] = FoldedConv(name: name, inputChannels: cin, outputChannels: cout, kernel: k, stride: 1, groups: 1,
-                                     weights: w, bias: withBias ? try source.values("\(name).bias") : nil, relu6: relu6)
-        }
-
-        try convBN("layer1", stride: 2, depthwise: false, relu6: true)
-        for (i, b) in Architecture.blocks.enumerated() {
-            for r in 0..<b.n {
-                let p = "layer\(i + 2).\(r).output"
-                try convBN("\(p).0", stride: 1, depthwise: false, relu6: true)
-                try convBN("\(p).1", stride: r == 0 ? b.s : 1, depthwise: true, relu6: true)
-                try convBN("\(p).2", stride: 1, depthwise: false, relu6: false)
+        // Every layer of the table, folded; the graph refers to them by their index in it.
+        let table = arch.layers
+        var convs: [FoldedConv] = []
+        for layer in table.convs {
+            let name = layer.name
+            switch layer.kind {
+            case let .convBN(stride, depthwise, relu6):
+                let wName = "\(name).0.weight"
+                let shape = layer.shape
+                let cout = shape[0], k = shape[2]
+                let cin = depthwise ? cout : shape[1]
+                let w = try source.values(wName)
+                let gamma = try source.values("\(name).1.weight"), beta = try source.values("\(name).1.bias")
+                let mean = try source.values("\(name).1.running_mean"), variance = try source.values("\(name).1.running_var")
+                var folded = Self.toXNNPACK(w, cout: cout, cinPerGroup: depthwise ? 1 : cin, k: k)
+                var bias = [Float](repeating: 0, count: cout)
+                let per = folded.count / cout
+                for o in 0..<cout {
+                    let inv = Double(gamma[o]) / (Double(variance[o]) + Self.batchNormEpsilon).squareRoot()
+                    for j in 0..<per { folded[o * per + j] = Float(Double(folded[o * per + j]) * inv) }
+                    bias[o] = Float(Double(beta[o]) - Double(mean[o]) * inv)
+                }
+                convs.append(FoldedConv(name: name, inputChannels: cin, outputChannels: cout, kernel: k, stride: stride,
+                                        groups: depthwise ? cout : 1, weights: folded, bias: bias, relu6: relu6))
+            case let .conv(withBias):
+                let shape = layer.shape
+                let cout = shape[0], cin = shape[1], k = shape[2]
+                let w = Self.toXNNPACK(try source.values("\(name).weight"), cout: cout, cinPerGroup: cin, k: k)
+                convs.append(FoldedConv(name: name, inputChannels: cin, outputChannels: cout, kernel: k, stride: 1, groups: 1,
+                                        weights: w, bias: withBias ? try source.values("\(name).bias") : nil, relu6: false))
+            case .scale:
+                preconditionFailure("scales are listed apart")
             }
         }
-        for (layer, _) in Architecture.skips { try plain("conv\(layer)") }
-        for crp in [2, 3, 4] { for i in 1...4 { try plain("crp\(crp).0.\(i)_outvar_dimred") } }
-        for a in [2, 3, 4] { try plain("conv_adapt\(a)") }
-        try plain("segm", withBias: true)
-        try plain("depth", withBias: true)
-        if arch.hasNormals { try plain("normal", withBias: true) }
-
-        var scales: [String: [Float]] = [:]
-        for i in 1...4 { scales["crp1.0.\(i)_outvar_dimred"] = try source.values("crp1.0.\(i)_outvar_dimred.weight") }
-        for head in ["pre_segm", "pre_depth"] + (arch.hasNormals ? ["pre_normal"] : []) {
-            scales[head] = try source.values("\(head).weight")
+        let scales = try table.scales.map { try source.values("\($0.name).weight") }
+        for (layer, values) in zip(table.scales, scales) where !values.allSatisfy(\.isFinite) {
+            throw EngineError.invalidWeights("parameter \(layer.name) holds NaN or infinite values")
         }
-        for (name, values) in scales where !values.allSatisfy(\.isFinite) {
-            throw EngineError.invalidWeights("parameter \(name) holds NaN or infinite values")
+        for c in convs where !(c.weights.allSatisfy(\.isFinite) && (c.bias ?? []).allSatisfy(\.isFinite)) {
+            throw EngineError.invalidWeights("parameters of \(c.name) hold NaN or infinite values (after BatchNorm folding)")
         }
-        for (name, c) in convs where !(c.weights.allSatisfy(\.isFinite) && (c.bias ?? []).allSatisfy(\.isFinite)) {
-            throw EngineError.invalidWeights("parameters of \(name) hold NaN or infinite values (after BatchNorm folding)")
-        }
+        self.layers = table
         self.convs = convs
         self.scales = scales
-        graph = Graph(layers: ModelLayers(convs: convs, scales: scales, hasNormals: arch.hasNormals), options: options)
+        graph = Graph(layers: ModelLayers(table: table, convs: convs, scales: scales), options: options)
         fusedGraph = graph.fusingResidualAdds(convs).fusingResizeIntoChain(convs)
     }
 
@@ -166,13 +157,14 @@ public final class Model: Sendable {
         self.info = info
         convs = model.convs
         scales = model.scales
+        layers = model.layers
         self.options = options ?? model.options
         packedWeights = SharedPackedWeights(enabled: self.options.sharePackedWeights)
         if self.options == model.options {
             graph = model.graph
             fusedGraph = model.fusedGraph
         } else {
-            graph = Graph(layers: ModelLayers(convs: convs, scales: scales, hasNormals: model.architecture.hasNormals), options: self.options)
+            graph = Graph(layers: ModelLayers(table: layers, convs: convs, scales: scales), options: self.options)
             fusedGraph = graph.fusingResidualAdds(convs).fusingResizeIntoChain(convs)
         }
     }

@@ -167,20 +167,20 @@ public final class ModelReplica: @unchecked Sendable {
             return " (\(names[format(x)]!) -> \(names[format(out)]!))"
         }
         switch step {
-        case let .conv(name, x, out):
-            let c = model.convs[name]!
+        case let .conv(layer, x, out):
+            let c = model.convs[layer]
             let kind = (c.groups > 1 ? "depthwise \(c.kernel)x\(c.kernel)" : "conv \(c.kernel)x\(c.kernel)")
                 + (int8?.steps[i] != nil ? " int8" : bf16Weights[i] != nil ? " bf16" : "")
             return "\(kind)\(c.stride > 1 ? " s\(c.stride)" : "") \(at(x)) -> \(graph.channels[out])\(bf16 == nil ? "" : types(x, out))"
-        case let .convAdd(name, x, _, out, _, raw):
-            let c = model.convs[name]!
+        case let .convAdd(layer, x, _, out, _, raw):
+            let c = model.convs[layer]
             return "conv 1x1 \(int8?.steps[i] != nil ? "int8" : "bf16") + add\(raw != nil ? " (and raw)" : "") \(at(x)) -> \(c.outputChannels)"
                 + types(x, out)
         case let .stem(_, out):
             return "stem conv 3x3 s2 on rgb8 \(plan.shapes[graph.input].w)x\(plan.shapes[graph.input].h)x3 -> \(graph.channels[out])"
                 + (int8?.u8Tensors[out] != nil ? " (to u8)" : bf16Tensors.contains(out) ? " (to bf16)" : "")
-        case let .depthwise(name, _, x, out):
-            return "depthwise 3x3\(model.convs[name]!.stride > 1 ? " s2" : "") \(at(x)) -> \(graph.channels[out]) (own)"
+        case let .depthwise(layer, _, x, out):
+            return "depthwise 3x3\(model.convs[layer].stride > 1 ? " s2" : "") \(at(x)) -> \(graph.channels[out]) (own)"
                 + (bf16 == nil ? "" : types(x, out))
         case let .add(a, _, _, _): return "add \(at(a))"
         case let .maxPool5(x, out): return "maxpool5 \(at(x))\(bf16 == nil ? "" : types(x, out))"
@@ -189,8 +189,8 @@ public final class ModelReplica: @unchecked Sendable {
         case let .crpChain(_, x, addend, outs, _):
             return "add\(plan.shapes[addend] != plan.shapes[x] ? " (upsampling \(at(addend)))" : "") + crp chain (4 x maxpool5+scale+add) + \(outs.count) channel scales \(at(x))"
                 + (bf16 == nil ? "" : types(x, outs[0].tensor))
-        case let .head(name, x, _):
-            return "head 3x3 \(at(x)) -> \(model.convs[name]!.outputChannels)\(int8?.steps[i] != nil ? " int8" : bf16Tensors.contains(x) ? " bf16" : "")"
+        case let .head(layer, x, _):
+            return "head 3x3 \(at(x)) -> \(model.convs[layer].outputChannels)\(int8?.steps[i] != nil ? " int8" : bf16Tensors.contains(x) ? " bf16" : "")"
         case let .resize(x, like, _): return "resize \(at(x)) -> \(plan.shapes[like].w)x\(plan.shapes[like].h)"
         }
     }
@@ -198,8 +198,8 @@ public final class ModelReplica: @unchecked Sendable {
     private static func makeOperator(_ step: Graph.Step, index: Int, model: Model) throws -> xnn_operator_t? {
         let (status, op): (xnn_status, xnn_operator_t?)
         switch step {
-        case let .conv(name, _, _):
-            let c = model.convs[name]!
+        case let .conv(layer, _, _):
+            let c = model.convs[layer]
             let pad = UInt32(c.kernel / 2), k = UInt32(c.kernel), s = UInt32(c.stride)
             (status, op) = model.packedWeights.create(step: index) {
                 var op: xnn_operator_t?
@@ -338,21 +338,21 @@ public final class ModelReplica: @unchecked Sendable {
                 observeConvInput(name, UnsafeBufferPointer(start: pointer(plan, x), count: plan.shapes[x].h * plan.shapes[x].w * graph.channels[x]))
             }
             switch step {
-            case let .conv(name, x, out) where int8?.steps[i] != nil || bf16Weights[i] != nil:
-                runGEMM(i, model.convs[name]!, x, out, residual: nil, plan)
-            case let .convAdd(name, x, r, out, relu6, raw):
+            case let .conv(layer, x, out) where int8?.steps[i] != nil || bf16Weights[i] != nil:
+                runGEMM(i, model.convs[layer], x, out, residual: nil, plan)
+            case let .convAdd(layer, x, r, out, relu6, raw):
                 let clamp = outputClamp(relu6: relu6)
                 let q = raw.flatMap { int8?.u8Tensors[$0] }
                 let rawFormat = q != nil ? HYDRA_RAW_U8 : raw.map { bf16Tensors.contains($0) } == true ? HYDRA_RAW_BF16 : HYDRA_RAW_F32
                 var residual = hydra_residual(input: rawPointer(plan, r), bf16: bf16Tensors.contains(r) ? 1 : 0, lo: clamp.lo, hi: clamp.hi,
                                               raw: raw.map { rawPointer(plan, $0) }, raw_format: Int32(rawFormat),
                                               raw_scale: q?.scale ?? 0, raw_zero: q?.zero ?? 0)
-                runGEMM(i, model.convs[name]!, x, out, residual: &residual, plan)
+                runGEMM(i, model.convs[layer], x, out, residual: &residual, plan)
             case .conv, .add, .resize:
                 let s = xnn_run_operator(operators[i], pool)
                 guard s == xnn_status_success else { throw EngineError.xnnpack("step \(i) (\(step)) failed with status \(s.rawValue)") }
             case let .stem(weights, out):
-                let c = model.convs["layer1"]!
+                let c = model.convs[model.layers.stem]
                 let status = c.withBias { bias in
                     if let q = int8?.u8Tensors[out] {
                         return hydra_stem_conv3x3s2_rgb8_u8(rgb.baseAddress, height, width, Self.mean, Self.std, weights, bias, c.outputChannels,
@@ -366,8 +366,8 @@ public final class ModelReplica: @unchecked Sendable {
                                                     c.outputChannels, c.clamp.lo, c.clamp.hi, pointer(plan, out), pool)
                 }
                 precondition(status == 0, "the stem kernel needs output channels that are a multiple of 16")
-            case let .depthwise(name, weights, x, out) where bf16Tensors.contains(x):
-                let c = model.convs[name]!
+            case let .depthwise(layer, weights, x, out) where bf16Tensors.contains(x):
+                let c = model.convs[layer]
                 let status = c.withBias { bias in
                     if let q = int8?.u8Tensors[out] {
                         return hydra_depthwise3x3_bf16_u8(bf16Pointer(plan, x), plan.shapes[x].h, plan.shapes[x].w, c.outputChannels, c.stride,
@@ -378,8 +378,8 @@ public final class ModelReplica: @unchecked Sendable {
                                                    weights, bias, c.clamp.lo, c.clamp.hi, bf16Pointer(plan, out), pool)
                 }
                 precondition(status == 0, "the bf16 depthwise kernel refused step \(i)")
-            case let .depthwise(name, weights, x, out):
-                let c = model.convs[name]!
+            case let .depthwise(layer, weights, x, out):
+                let c = model.convs[layer]
                 let status = c.withBias { bias in
                     hydra_depthwise3x3(pointer(plan, x), plan.shapes[x].h, plan.shapes[x].w, c.outputChannels, c.stride,
                                        weights, bias, c.clamp.lo, c.clamp.hi, pointer(plan, out), pool)
@@ -393,8 +393,8 @@ public final class ModelReplica: @unchecked Sendable {
                 precondition(status == 0, "the pool kernel refused step \(i)")
             case let .maxPool5(x, out):
                 hydra_maxpool5(pointer(plan, x), pointer(plan, out), plan.shapes[x].h, plan.shapes[x].w, graph.channels[x], pool)
-            case let .head(name, x, out) where int8?.steps[i] != nil:
-                let c = model.convs[name]!, q = int8!.steps[i]!
+            case let .head(layer, x, out) where int8?.steps[i] != nil:
+                let c = model.convs[layer], q = int8!.steps[i]!
                 let status = q.weights.packed.withUnsafeBufferPointer { w in
                     c.withBias { bias in
                         hydra_head3x3_int8(rawPointer(plan, x).assumingMemoryBound(to: UInt8.self), plan.shapes[x].h, plan.shapes[x].w,
@@ -403,8 +403,8 @@ public final class ModelReplica: @unchecked Sendable {
                     }
                 }
                 precondition(status == 0, "the int8 head kernel refused step \(i)")
-            case let .head(name, x, out) where bf16Weights[i] != nil:
-                let c = model.convs[name]!
+            case let .head(layer, x, out) where bf16Weights[i] != nil:
+                let c = model.convs[layer]
                 let status = bf16Weights[i]!.withUnsafeBufferPointer { w in
                     c.withBias { bias in
                         hydra_head3x3_bf16(bf16Pointer(plan, x), plan.shapes[x].h, plan.shapes[x].w, c.inputChannels, w.baseAddress,
@@ -412,14 +412,14 @@ public final class ModelReplica: @unchecked Sendable {
                     }
                 }
                 precondition(status == 0, "the bf16 head kernel refused step \(i)")
-            case let .head(name, x, out):
-                let c = model.convs[name]!
+            case let .head(layer, x, out):
+                let c = model.convs[layer]
                 c.withBias { bias in
                     hydra_conv3x3_small(pointer(plan, x), plan.shapes[x].h, plan.shapes[x].w, c.inputChannels, c.weights,
                                         bias, c.outputChannels, pointer(plan, out), pool)
                 }
-            case let .crpScale(name, top, x, topOut, xOut):
-                model.scales[name]!.withUnsafeBufferPointer { s in
+            case let .crpScale(layer, top, x, topOut, xOut):
+                model.scales[layer].withUnsafeBufferPointer { s in
                     hydra_crp_scale_stage(pointer(plan, top), pointer(plan, x), s.baseAddress, pointer(plan, topOut),
                                           pointer(plan, xOut), plan.shapes[top].h, plan.shapes[top].w, graph.channels[top], pool)
                 }
@@ -449,14 +449,14 @@ public final class ModelReplica: @unchecked Sendable {
                     return hydra_crp_chain(&args, pointer(plan, scratch), plan.shapes[x].h, plan.shapes[x].w, c, pool)
                 }
                 precondition(status == 0, "the crp chain refused step \(i)")
-            case let .scale(name, x, out, relu6) where bf16Tensors.contains(out):
+            case let .scale(layer, x, out, relu6) where bf16Tensors.contains(out):
                 let clamp = outputClamp(relu6: relu6)
-                let status = hydra_channel_scale_bf16(pointer(plan, x), model.scales[name]!, bf16Pointer(plan, out),
+                let status = hydra_channel_scale_bf16(pointer(plan, x), model.scales[layer], bf16Pointer(plan, out),
                                                       plan.shapes[x].h * plan.shapes[x].w, graph.channels[x], clamp.lo, clamp.hi, pool)
                 precondition(status == 0, "the bf16 channel scale refused step \(i)")
-            case let .scale(name, x, out, relu6):
+            case let .scale(layer, x, out, relu6):
                 let clamp = outputClamp(relu6: relu6)
-                hydra_channel_scale(pointer(plan, x), model.scales[name]!, pointer(plan, out), plan.shapes[x].h * plan.shapes[x].w,
+                hydra_channel_scale(pointer(plan, x), model.scales[layer], pointer(plan, out), plan.shapes[x].h * plan.shapes[x].w,
                                     graph.channels[x], clamp.lo, clamp.hi, pool)
             }
         }
