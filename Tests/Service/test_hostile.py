@@ -213,7 +213,7 @@ CASES = [
     ("form-unterminated", post(P, form([("image", GOOD, "f.png")])[:-20], "multipart/form-data; boundary=XyZ"), 400),
     ("form-image-not-png", post(P, form([("image", b"plain text", "f.txt")]), "multipart/form-data; boundary=XyZ"), 415),
     ("form-huge-boundary", post(P, b"--" + b"B" * 500, "multipart/form-data; boundary=" + "B" * 500), 400),
-    # Found by the http fuzz target: MultipartKit traps on a non-ASCII byte in a part header name.
+    # Found by the http fuzz target: MultipartKit (replaced by FormData) trapped on a non-ASCII byte in a part header name.
     ("form-non-ascii-header-name", post(P, b"--XyZ\r\nContent-Disposition: form-data; name=\"image\"\r\nX-\xc3\xa9: v\r\n\r\n"
                                        + GOOD + b"\r\n--XyZ--\r\n", "multipart/form-data; boundary=XyZ"), 400),
     ("form-utf8-filename", post(P, form([("image", GOOD, "caf\u00e9.png")]), "multipart/form-data; boundary=XyZ"), 200),
