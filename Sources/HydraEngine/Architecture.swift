@@ -95,8 +95,8 @@ public struct Architecture: Sendable, Equatable {
                 let pre = scale("pre_\(head)", w)
                 heads.append((head, pre, conv(head, .conv(bias: true), [out, w, 3, 3])))
             }
-            // The graph computes the heads segmentation first.
-            heads.sort { ["segm", "depth", "normal"].firstIndex(of: $0.name)! < ["segm", "depth", "normal"].firstIndex(of: $1.name)! }
+            // The checkpoint lists depth first; the graph builds (and the runner returns) segmentation first.
+            heads.swapAt(0, 1)
         }
     }
 

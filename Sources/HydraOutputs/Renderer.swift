@@ -109,6 +109,8 @@ public final class Renderer: @unchecked Sendable {
         var parts: [RenderedPart] = []
         var points: Int?
         var colourRange: ClosedRange<Float>?
+        // Colour depth's range: min_depth...max_depth when max_depth is given, else the frame's percentiles.
+        let givenRange = r.maxDepth.map { r.minDepth...max(r.minDepth + 1e-3, $0) }
         let size = [("X-Width", "\(image.width)"), ("X-Height", "\(image.height)")]
         for kind in r.outputs where kind != .summary {
             switch kind {
@@ -121,7 +123,7 @@ public final class Renderer: @unchecked Sendable {
             case .depth:
                 let e = try timed("encode_depth") {
                     try DepthOutputs.encode(dense.depth, width: image.width, height: image.height, format: r.depthFormat,
-                                            png16Scale: r.png16Scale, colourRange: r.maxDepth.map { r.minDepth...max(r.minDepth + 1e-3, $0) },
+                                            png16Scale: r.png16Scale, colourRange: givenRange,
                                             png: r.png)
                 }
                 var headers = size + [("X-Depth-Format", e.format.rawValue), ("X-Depth-Unit", "m"),
@@ -179,7 +181,7 @@ public final class Renderer: @unchecked Sendable {
         }
         if r.outputs.contains(.summary) {
             // What a colour depth picture of this frame uses (the page colours the float depth with it too).
-            if colourRange == nil { colourRange = r.maxDepth.map { r.minDepth...max(r.minDepth + 1e-3, $0) } ?? DepthOutputs.autoRange(dense.depth) }
+            if colourRange == nil { colourRange = givenRange ?? DepthOutputs.autoRange(dense.depth) }
             let t0 = Date()
             let (classes, all) = Summary.classStats(dense, info: info)
             times.append(("summary", Date().timeIntervalSince(t0) * 1e3))
