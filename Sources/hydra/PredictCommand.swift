@@ -23,7 +23,7 @@ struct PredictCommand: ParsableCommand {
     var outputs: String = OutputKind.defaults.map(\.rawValue).joined(separator: ",")
     @Option(help: "npy, f32, png16 or colour.") var depthFormat: DepthFormat = .npy
     @Option(help: "png16 depth: stored value = round(metres x scale).") var depthScale: Double = DepthOutputs.defaultPNG16Scale
-    @Option(help: "Focal length x in pixels (default: the model preset's camera, scaled to the image).") var fx: Double?
+    @Option(help: "Focal length x in pixels (default: the preset's camera, scaled when the image has its shape, else square pixels with its field of view and a centred principal point).") var fx: Double?
     @Option(help: "Focal length y in pixels (default: fx when fx is given).") var fy: Double?
     @Option(help: "Horizontal field of view in degrees, instead of fx/fy: square pixels, centred principal point.") var hfov: Double?
     @Option(help: "Principal point x in pixels.") var cx: Double?
