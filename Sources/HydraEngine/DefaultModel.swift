@@ -13,15 +13,7 @@ public enum DefaultModel {
     /// executable (what `swift build` lays out), or nil.
     public static var shippedPath: String? {
         if let p = ProcessInfo.processInfo.environment["HYDRA_DEFAULT_MODEL"], !p.isEmpty { return p }
-        let exe = URL(fileURLWithPath: (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe"))
-            ?? CommandLine.arguments[0]).deletingLastPathComponent()
-        for dir in [exe, exe.deletingLastPathComponent()] {
-            let bundle = dir.appendingPathComponent("Hydra_HydraEngine.resources")
-            for p in [bundle.appendingPathComponent("Resources"), bundle].map({ $0.appendingPathComponent(resourceName).path }) {
-                if FileManager.default.fileExists(atPath: p) { return p }
-            }
-        }
-        return nil
+        return ResourceBundle.file(in: "Hydra_HydraEngine.resources", ["Resources/\(resourceName)", resourceName])
     }
 
     /// The int8 calibration shipped beside the weights (`hydra calibrate --calibration-out`): kept

@@ -1,4 +1,5 @@
 import Foundation
+import HydraEngine
 import HydraOutputs
 
 /// The page served at GET / and its files (Sources/HydraServer/Resources/web: plain HTML, CSS and
@@ -23,13 +24,7 @@ struct WebAssets: Sendable {
     /// executable (the image copies it to the same place).
     static func folder() -> String? {
         if let d = ProcessInfo.processInfo.environment["HYDRA_WEB_DIR"], !d.isEmpty { return d }
-        let exe = URL(fileURLWithPath: (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe"))
-            ?? CommandLine.arguments[0]).deletingLastPathComponent()
-        for dir in [exe, exe.deletingLastPathComponent()] {
-            let web = dir.appendingPathComponent("Hydra_HydraServer.resources/web")
-            if FileManager.default.fileExists(atPath: web.appendingPathComponent("index.html").path) { return web.path }
-        }
-        return nil
+        return ResourceBundle.file(in: "Hydra_HydraServer.resources", ["web/index.html"]).map { ($0 as NSString).deletingLastPathComponent }
     }
 
     static func load() -> WebAssets {

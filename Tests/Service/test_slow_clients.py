@@ -8,7 +8,7 @@ import time
 import cv2
 import numpy as np
 
-from service import Server, parse_responses, wait_for
+from service import Server, metric, parse_responses, wait_for
 
 FRAME = cv2.imencode(".png", (np.random.default_rng(3).random((96, 320, 3)) * 255).astype(np.uint8))[1].tobytes()
 
@@ -63,11 +63,7 @@ def test_trickling_clients_are_timed_out_while_normal_clients_are_served():
 
 
 def open_connections(port):
-    c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-    c.request("GET", "/metrics")
-    metrics = c.getresponse().read().decode()
-    c.close()
-    return float(next(l for l in metrics.splitlines() if l.startswith("hydra_open_connections")).split()[-1])
+    return metric(port, "hydra_open_connections")
 
 
 def test_clients_that_never_read_are_dropped_after_the_write_timeout():
